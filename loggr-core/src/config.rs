@@ -313,7 +313,14 @@ pub fn deserialize_component<T: serde::de::DeserializeOwned>(
             } else {
                 path
             },
-            message: error.into_inner().to_string(),
+            // toml appends "in `path`" lines of its own; the path is already given.
+            message: error
+                .into_inner()
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
         }
     })
 }

@@ -702,7 +702,7 @@ impl Event {
             })
             .sum();
         let tags: usize = self.tags.iter().map(|t| t.len() + 3).sum();
-        let fields: usize = self.fields.iter().map(|(k, _)| k.len() + 16).sum();
+        let fields: usize = self.fields.keys().map(|k| k.len() + 16).sum();
         96 + text(&self.hostname)
             + text(&self.app_name)
             + text(&self.procid)

@@ -99,10 +99,13 @@ impl ComponentMetrics {
     }
 }
 
+/// One component's counters, with its kind and name.
+type Registered = (ComponentKind, Arc<str>, Arc<ComponentMetrics>);
+
 /// All components' counters of one process.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    components: Mutex<Vec<(ComponentKind, Arc<str>, Arc<ComponentMetrics>)>>,
+    components: Mutex<Vec<Registered>>,
 }
 
 impl Metrics {

@@ -288,7 +288,7 @@ impl PipelineBuilder {
             filters: self.filters,
             sinks: self.sinks,
             options: self.options,
-            metrics: self.metrics.unwrap_or_else(Metrics::new),
+            metrics: self.metrics.unwrap_or_default(),
         })
     }
 }

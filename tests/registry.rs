@@ -1,0 +1,51 @@
+//! The facade's registry holds every bundled plugin, even though this test names none of their
+//! types in code (the linker pitfall `loggr::registry()` guards against).
+
+#[test]
+fn every_bundled_plugin_is_registered() {
+    let registry = loggr::registry().expect("no duplicate plugin names");
+    registry
+        .require(&["stdin"], &[], &["file", "stdout", "null"])
+        .expect("bundled plugins linked");
+}
+
+#[test]
+fn a_configured_pipeline_builds_with_bundled_plugins() {
+    let registry = loggr::registry().unwrap();
+    let config = loggr::PipelineConfig::from_toml(
+        r#"
+        [[sources]]
+        type = "stdin"
+        max_line_bytes = 1024
+        [[sinks]]
+        type = "file"
+        path = "/tmp/loggr-registry-test.jsonl"
+        fsync = "never"
+        [[sinks]]
+        type = "null"
+        "#,
+    )
+    .unwrap();
+    let pipeline = loggr::PipelineBuilder::from_config(config, &registry)
+        .unwrap()
+        .build()
+        .unwrap();
+    let shown = format!("{pipeline:?}");
+    assert!(
+        shown.contains("\"file\"") && shown.contains("\"null\"") && shown.contains("\"stdin\""),
+        "{shown}"
+    );
+    let error =
+        loggr::PipelineConfig::from_toml("[[sinks]]\ntype = \"file\"\nfsync = \"sometimes\"\n")
+            .map_err(|e| e.to_string())
+            .and_then(|config| {
+                loggr::PipelineBuilder::from_config(config, &registry)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+            .unwrap_err();
+    assert!(
+        error.contains("sinks[0] (type `file`): field `fsync`: unknown variant `sometimes`"),
+        "{error}"
+    );
+}
