@@ -66,6 +66,7 @@ pub mod pipeline;
 pub mod registry;
 pub mod sink;
 pub mod source;
+pub mod syslog;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;
 
