@@ -16,8 +16,8 @@ async fn events_round_trip_through_the_file() {
     first.facility = Facility::Local3;
     first.raw = Some(bytes::Bytes::from_static(b"\xff raw"));
     let second = Event::new("second \"quoted\"\nwith newline");
-    sink.write(&[first.clone()]).await.unwrap();
-    sink.write(&[second.clone()]).await.unwrap();
+    sink.write(std::slice::from_ref(&first)).await.unwrap();
+    sink.write(std::slice::from_ref(&second)).await.unwrap();
     sink.close().await.unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
     let lines: Vec<&str> = text.lines().collect();
