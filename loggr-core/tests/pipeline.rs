@@ -34,7 +34,7 @@ impl FlakySink {
     }
 
     fn written(&self) -> Vec<String> {
-        self.written.lock().unwrap().clone()
+        self.written.lock().expect("sink lock").clone()
     }
 }
 
@@ -217,7 +217,7 @@ struct EnvelopeSource(Mutex<Option<Vec<Envelope>>>);
 #[async_trait]
 impl Source for EnvelopeSource {
     async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), SourceError> {
-        let batch = self.0.lock().unwrap().take().unwrap_or_default();
+        let batch = self.0.lock().expect("source lock").take().unwrap_or_default();
         cx.emitter()
             .send(batch)
             .await
