@@ -58,7 +58,7 @@ impl Sink for FlakySink {
         }
         self.written
             .lock()
-            .unwrap()
+            .expect("sink lock")
             .extend(events.iter().map(|e| e.message_str().to_owned()));
         Ok(())
     }
@@ -217,7 +217,12 @@ struct EnvelopeSource(Mutex<Option<Vec<Envelope>>>);
 #[async_trait]
 impl Source for EnvelopeSource {
     async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), SourceError> {
-        let batch = self.0.lock().expect("source lock").take().unwrap_or_default();
+        let batch = self
+            .0
+            .lock()
+            .expect("source lock")
+            .take()
+            .unwrap_or_default();
         cx.emitter()
             .send(batch)
             .await
