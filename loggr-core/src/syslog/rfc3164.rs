@@ -15,7 +15,8 @@
 //!   timestamp, unless that word is a TAG (contains `[` or ends with `:`). Without a timestamp
 //!   there is no hostname (the RFC's HEADER is TIMESTAMP and HOSTNAME together).
 //! - TAG is `app[pid]` with an optional `:`, or `app:`; app names may hold slashes, dots,
-//!   parentheses (`sshd(pam_unix)[12750]:`, `postfix/smtpd[1713]:`, `%PIX-7-710005:`). A word
+//!   parentheses (`sshd(pam_unix)[12750]:`, `postfix/smtpd[1713]:`, `%PIX-7-710005:`) and a
+//!   version word (`syslogd 1.4.1:`, `BezelServices 255.10[94]:`). A word
 //!   without `:` or `[pid]` is not a TAG: it belongs to MSG (RFC 3164 section 5.4 example 2).
 //! - MSG is the rest, leading spaces removed; an empty MSG is `None`.
 
@@ -99,6 +100,54 @@ fn skip_spaces(bytes: &[u8], mut at: usize) -> usize {
     at
 }
 
+/// Reads `[pid]` with an optional `:` at `open` (the `[`): sets the procid and returns where
+/// the TAG ends, or `None` if there is no `]` before the next SP.
+fn pid_suffix(frame: &Bytes, open: usize, event: &mut Event) -> Option<usize> {
+    let bytes: &[u8] = frame;
+    let close = bytes
+        .get(open + 1..)?
+        .iter()
+        .position(|&b| b == b']' || b == b' ')
+        .map(|offset| open + 1 + offset)
+        .filter(|&close| bytes.get(close) == Some(&b']'))?;
+    if close > open + 1 {
+        event.procid = Some(header_text(frame, open + 1, close));
+    }
+    let after = close + 1;
+    Some(if bytes.get(after) == Some(&b':') {
+        after + 1
+    } else {
+        after
+    })
+}
+
+/// A TAG of a few words ending in `[pid]:` (`-- root[2421]: ROOT LOGIN ON tty2` from
+/// login(1)): the offset of its `[`. Only `[digits]:` followed by SP or the end counts, within
+/// 64 bytes and three words, with no `:` before it.
+fn multi_word_tag(bytes: &[u8], start: usize) -> Option<usize> {
+    let region = bytes.get(start..(start + 64).min(bytes.len()))?;
+    let open = start + region.iter().position(|&b| b == b'[' || b == b':')?;
+    let words = bytes
+        .get(start..open)?
+        .iter()
+        .filter(|&&b| b == b' ')
+        .count();
+    if bytes.get(open) != Some(&b'[') || open == start || words > 2 {
+        return None;
+    }
+    let digits = bytes
+        .get(open + 1..)?
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    let close = open + 1 + digits;
+    let shape = digits > 0
+        && bytes.get(close) == Some(&b']')
+        && bytes.get(close + 1) == Some(&b':')
+        && matches!(bytes.get(close + 2), None | Some(b' '));
+    shape.then_some(open)
+}
+
 /// Reads `[HOSTNAME SP] [TAG] MSG` into the event.
 pub(crate) fn parse_body(frame: &Bytes, body: Body, event: &mut Event) {
     let bytes: &[u8] = frame;
@@ -113,27 +162,34 @@ pub(crate) fn parse_body(frame: &Bytes, body: Body, event: &mut Event) {
         }
     }
     // TAG: app chars up to SP, `[`, or a `:` followed by SP or the end.
-    let tag_start = at;
+    let tag_start = skip_spaces(bytes, at);
     let mut scan = at;
     let mut tag_end = None;
     while let Some(&byte) = bytes.get(scan) {
         match byte {
-            b' ' => break,
-            b'[' => {
-                let close = bytes
-                    .get(scan + 1..)
-                    .and_then(|rest| rest.iter().position(|&b| b == b']' || b == b' '))
-                    .map(|offset| scan + 1 + offset);
-                if let Some(close) = close.filter(|&c| bytes.get(c) == Some(&b']')) {
-                    if close > scan + 1 {
-                        event.procid = Some(header_text(frame, scan + 1, close));
+            b' ' => {
+                // `syslogd 1.4.1: restart`, `BezelServices 255.10[94]: …`: a version word
+                // after the program name belongs to the TAG.
+                if scan > tag_start && bytes.get(scan + 1).is_some_and(u8::is_ascii_digit) {
+                    let mut end = scan + 1;
+                    while bytes
+                        .get(end)
+                        .is_some_and(|b| b.is_ascii_digit() || *b == b'.')
+                    {
+                        end += 1;
                     }
-                    let mut after = close + 1;
-                    if bytes.get(after) == Some(&b':') {
-                        after += 1;
-                    }
-                    tag_end = Some((scan, after));
+                    tag_end = match bytes.get(end) {
+                        Some(b':') if matches!(bytes.get(end + 1), None | Some(b' ')) => {
+                            Some((end, end + 1))
+                        }
+                        Some(b'[') => pid_suffix(frame, end, event).map(|after| (end, after)),
+                        _ => None,
+                    };
                 }
+                break;
+            }
+            b'[' => {
+                tag_end = pid_suffix(frame, scan, event).map(|after| (scan, after));
                 break;
             }
             b':' if matches!(bytes.get(scan + 1), None | Some(b' ')) => {
@@ -141,6 +197,11 @@ pub(crate) fn parse_body(frame: &Bytes, body: Body, event: &mut Event) {
                 break;
             }
             _ => scan += 1,
+        }
+    }
+    if tag_end.is_none() {
+        if let Some(open) = multi_word_tag(bytes, tag_start) {
+            tag_end = pid_suffix(frame, open, event).map(|after| (open, after));
         }
     }
     let msg_start = match tag_end {
@@ -329,6 +390,33 @@ mod tests {
         assert_eq!(parts(&event), [Some("X4711"), None, None, None]);
         let event = parse("<34>Oct 11 22:14:15 : a message");
         assert_eq!(parts(&event), [None, None, None, Some("a message")]);
+        let event = parse("Jun 19 04:09:11 combo syslogd 1.4.1: restart.");
+        assert_eq!(
+            parts(&event),
+            [Some("combo"), Some("syslogd 1.4.1"), None, Some("restart.")]
+        );
+        let event = parse("Jul  3 17:10:11 mac BezelServices 255.10[94]: ASSERTION FAILED");
+        assert_eq!(
+            parts(&event),
+            [
+                Some("mac"),
+                Some("BezelServices 255.10"),
+                Some("94"),
+                Some("ASSERTION FAILED")
+            ]
+        );
+        let event = parse("Jul  7 08:06:15 combo  -- root[2421]: ROOT LOGIN ON tty2");
+        assert_eq!(
+            parts(&event),
+            [
+                Some("combo"),
+                Some("-- root"),
+                Some("2421"),
+                Some("ROOT LOGIN ON tty2")
+            ]
+        );
+        let event = parse("<165>Aug 24 05:34:00 CST 1987 mymachine myproc[10]: x");
+        assert_eq!(event.app_name, None);
         let event = parse("<175>Oct 16 2009 23:47:31 hostname tag[1234] This is a message");
         assert_eq!(
             parts(&event),
