@@ -123,7 +123,7 @@ fn pid_suffix(frame: &Bytes, open: usize, event: &mut Event) -> Option<usize> {
 
 /// A TAG of a few words ending in `[pid]:` (`-- root[2421]: ROOT LOGIN ON tty2` from
 /// login(1)): the offset of its `[`. Only `[digits]:` followed by SP or the end counts, within
-/// 64 bytes and three words, with no `:` before it.
+/// 64 bytes and two words, with no `:` before it.
 fn multi_word_tag(bytes: &[u8], start: usize) -> Option<usize> {
     let region = bytes.get(start..(start + 64).min(bytes.len()))?;
     let open = start + region.iter().position(|&b| b == b'[' || b == b':')?;
@@ -132,7 +132,7 @@ fn multi_word_tag(bytes: &[u8], start: usize) -> Option<usize> {
         .iter()
         .filter(|&&b| b == b' ')
         .count();
-    if bytes.get(open) != Some(&b'[') || open == start || words > 2 {
+    if bytes.get(open) != Some(&b'[') || open == start || words > 1 {
         return None;
     }
     let digits = bytes
