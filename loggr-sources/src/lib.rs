@@ -12,6 +12,7 @@
 //! Call [`link`] once in a program that builds pipelines from configuration, so the linker
 //! keeps this crate's registrations (see `loggr_core::registry`).
 
+pub mod framing;
 pub mod stdin;
 
 pub use stdin::{StdinConfig, StdinSource};

@@ -15,6 +15,8 @@ use tokio_util::codec::FramedRead;
 
 use loggr_core::ack::{AckGroup, Outcome, UnorderedAcks};
 use loggr_core::codec::LineDecoder;
+
+use crate::framing::Recoverable;
 use loggr_core::metrics::ComponentMetrics;
 use loggr_core::parser::{parse_or_keep, RawParser};
 use loggr_core::{
@@ -89,7 +91,7 @@ impl Source for StdinSource {
         } = *self;
         let reader = reader.unwrap_or_else(|| Box::new(tokio::io::stdin()));
         let metrics = cx.emitter().metrics().clone();
-        let frames = FramedRead::new(reader, LineDecoder::new(config.max_line_bytes));
+        let frames = FramedRead::new(reader, Recoverable(LineDecoder::new(config.max_line_bytes)));
         let mut chunks = frames.ready_chunks(config.batch_size.max(1));
         let mut acks = UnorderedAcks::new(config.window);
         let mut undelivered = 0u64;
@@ -114,7 +116,7 @@ impl Source for StdinSource {
             let (group, waiter) = AckGroup::new();
             let mut batch = Vec::with_capacity(chunk.len());
             for frame in chunk {
-                match frame {
+                match frame.and_then(|frame| frame) {
                     Ok(line) => {
                         match parse_line(&*parser, line, &parse_cx, config.on_parse_error, &metrics)
                         {
