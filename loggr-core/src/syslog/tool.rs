@@ -13,13 +13,17 @@ use std::io::{self, Read, Write};
 
 use bytes::BytesMut;
 use jiff::Timestamp;
-use serde_json::{json, Map, Value as Json};
+use serde_json::{json, Map};
 use tokio_util::codec::Decoder;
 
 use super::{Format, SyslogOptions, TimeZoneError};
 use crate::codec::{FramingError, LineDecoder, OctetCountingDecoder};
 use crate::event::Event;
 use crate::parser::{ParseContext, Parser};
+
+/// A JSON value, as the tool prints it (`serde_json::Value`, re-exported so callers need not
+/// depend on serde_json).
+pub use serde_json::Value as Json;
 
 /// How the input is cut into messages.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
