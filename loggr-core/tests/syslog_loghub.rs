@@ -81,7 +81,7 @@ fn parse_all(name: &str, strip_prefix_words: usize) -> Vec<(String, Event)> {
                 .unwrap()
                 .to_owned();
             let event = parser
-                .parse(Bytes::from(body.clone()), &cx)
+                .parse(Bytes::from(body), &cx)
                 .unwrap_or_else(|error| panic!("{name} line {}: {error}: {line}", index + 1));
             let stamp = event
                 .timestamp

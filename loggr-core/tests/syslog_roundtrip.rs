@@ -168,7 +168,7 @@ proptest! {
             .parse(Bytes::from(line.clone()), &cx())
             .map_err(|e| TestCaseError::fail(format!("{e}: {line}")))?;
         // File lines carry no PRI: user.notice.
-        let mut expected = event.clone();
+        let mut expected = event;
         expected.facility = Facility::User;
         expected.severity = Severity::Notice;
         prop_assert_eq!(header(&parsed), header(&expected), "{}", line);
