@@ -15,7 +15,7 @@
 pub mod framing;
 pub mod stdin;
 
-pub use stdin::{StdinConfig, StdinSource};
+pub use stdin::{InputFormat, StdinConfig, StdinSource};
 
 /// Keeps this crate's plugin registrations in the final binary. Call it once before reading
 /// configuration; it does nothing else.

@@ -15,6 +15,7 @@ use tokio_util::codec::FramedRead;
 
 use loggr_core::ack::{AckGroup, Outcome, UnorderedAcks};
 use loggr_core::codec::LineDecoder;
+use loggr_core::syslog::{Format, SyslogOptions};
 
 use crate::framing::Recoverable;
 use loggr_core::metrics::ComponentMetrics;
@@ -36,6 +37,47 @@ pub struct StdinConfig {
     pub window: usize,
     /// What to do with a line that does not parse: `keep` (tagged) or `drop`.
     pub on_parse_error: FailurePolicy,
+    /// The message format: `auto` (default), `rfc5424`, `rfc3164`, `rfc3339` (file lines),
+    /// `json`, or `raw` (the whole line is the message).
+    pub format: InputFormat,
+    /// Parser options: `year` and `timezone` for year-less or offset-less timestamps,
+    /// `trusted_properties`, `max_fraction_digits`.
+    pub syslog: SyslogOptions,
+}
+
+/// How lines are parsed: a syslog [`Format`] or `raw`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputFormat {
+    /// One of the syslog formats.
+    Syslog(Format),
+    /// The whole line is the message.
+    Raw,
+}
+
+impl<'de> Deserialize<'de> for InputFormat {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        if name == "raw" {
+            return Ok(InputFormat::Raw);
+        }
+        name.parse::<Format>()
+            .map(InputFormat::Syslog)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl InputFormat {
+    /// The parser for this format.
+    ///
+    /// # Errors
+    ///
+    /// When the options name an unknown time zone.
+    pub fn parser(self, options: &SyslogOptions) -> Result<Arc<dyn Parser>, BoxError> {
+        Ok(match self {
+            InputFormat::Raw => Arc::new(RawParser),
+            InputFormat::Syslog(format) => Arc::from(format.parser(options)?),
+        })
+    }
 }
 
 impl Default for StdinConfig {
@@ -45,6 +87,8 @@ impl Default for StdinConfig {
             batch_size: 512,
             window: 64,
             on_parse_error: FailurePolicy::Keep,
+            format: InputFormat::Syslog(Format::Auto),
+            syslog: SyslogOptions::default(),
         }
     }
 }
@@ -182,7 +226,8 @@ fn parse_line(
 
 impl SourceConfig for StdinConfig {
     fn build(self, _cx: &BuildContext) -> Result<Box<dyn Source>, BoxError> {
-        Ok(Box::new(StdinSource::new(self)))
+        let parser = self.format.parser(&self.syslog)?;
+        Ok(Box::new(StdinSource::new(self).with_parser(parser)))
     }
 }
 

@@ -74,3 +74,51 @@ async fn undelivered_input_makes_the_run_fail() {
         "source `stdin` failed: 3 input lines were not delivered"
     );
 }
+
+#[tokio::test]
+async fn a_configured_format_parses_each_line() {
+    use loggr_core::syslog::{Format, SyslogOptions};
+    use loggr_core::{BuildContext, Metrics, SourceConfig};
+    use loggr_sources::InputFormat;
+
+    let input: &'static [u8] =
+        b"Jun 14 15:16:01 combo sshd(pam_unix)[19939]: authentication failure\n<999>bad priority\n";
+    let config = StdinConfig {
+        format: InputFormat::Syslog(Format::Rfc3164),
+        syslog: SyslogOptions {
+            year: Some(2005),
+            timezone: Some("UTC".into()),
+            ..SyslogOptions::default()
+        },
+        ..StdinConfig::default()
+    };
+    let cx = BuildContext {
+        name: "stdin".into(),
+        metrics: Metrics::new(),
+    };
+    // Built the way configuration builds it, then fed from a byte string.
+    let parser = config.format.parser(&config.syslog).unwrap();
+    let _ = config.clone().build(&cx).unwrap();
+    let source = StdinSource::new(config)
+        .with_parser(parser)
+        .with_reader(input);
+    let sink = CollectingSink::new();
+    Pipeline::builder()
+        .source("stdin", source)
+        .sink("collect", sink.clone())
+        .build()
+        .unwrap()
+        .run(CancellationToken::new())
+        .await
+        .unwrap();
+    let events = sink.events();
+    assert_eq!(events.len(), 2, "the unparsable line is kept too");
+    assert_eq!(events[0].hostname.as_deref(), Some("combo"));
+    assert_eq!(events[0].app_name.as_deref(), Some("sshd(pam_unix)"));
+    assert_eq!(events[0].procid.as_deref(), Some("19939"));
+    assert_eq!(
+        events[0].timestamp.unwrap().to_string(),
+        "2005-06-14T15:16:01Z"
+    );
+    assert!(events[1].has_tag("_parse_failure"), "{:?}", events[1]);
+}
