@@ -456,7 +456,8 @@ mod tests {
 
     #[test]
     fn strict_errors() {
-        let cases: &[(&[u8], fn(&RelpError) -> bool)] = &[
+        type Check = fn(&RelpError) -> bool;
+        let cases: &[(&[u8], Check)] = &[
             (b"1234567890 syslog 1 a\n", |e| {
                 matches!(e, RelpError::BadTxnr)
             }),

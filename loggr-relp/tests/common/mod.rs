@@ -23,6 +23,7 @@ pub const RSYSLOG_OPEN_RSP: &[u8] = b"1 rsp 93 200 OK\nrelp_version=0\nrelp_soft
 pub const LIBRELP_SOFTWARE: &str = "librelp,1.11.0,http://librelp.adiscon.com";
 
 pub type BoxAck = Pin<Box<dyn Future<Output = Verdict> + Send>>;
+pub type Sessions = Arc<Mutex<Vec<JoinHandle<Result<SessionStats, RelpError>>>>>;
 
 /// What a handler saw.
 #[derive(Clone, Default)]
@@ -33,10 +34,10 @@ pub struct Seen {
 
 impl Seen {
     pub fn messages(&self) -> Vec<Bytes> {
-        self.messages.lock().unwrap().clone()
+        self.messages.lock().expect("poisoned lock").clone()
     }
     pub fn count(&self) -> usize {
-        self.messages.lock().unwrap().len()
+        self.messages.lock().expect("poisoned lock").len()
     }
     pub fn flushes(&self) -> usize {
         self.flushes.load(Ordering::SeqCst)
@@ -53,7 +54,7 @@ impl<F: FnMut(&Bytes) -> Verdict + Send> MessageHandler for Decide<F> {
     type Ack = futures::future::Ready<Verdict>;
     fn on_message(&mut self, data: Bytes) -> Self::Ack {
         let verdict = (self.decide)(&data);
-        self.seen.messages.lock().unwrap().push(data);
+        self.seen.messages.lock().expect("poisoned lock").push(data);
         futures::future::ready(verdict)
     }
     async fn flush(&mut self) {
@@ -78,7 +79,11 @@ pub struct Manual {
 impl MessageHandler for Manual {
     type Ack = BoxAck;
     fn on_message(&mut self, data: Bytes) -> BoxAck {
-        self.seen.messages.lock().unwrap().push(data.clone());
+        self.seen
+            .messages
+            .lock()
+            .expect("poisoned lock")
+            .push(data.clone());
         let (tx, rx) = oneshot::channel();
         let _ = self.acks.send((data, tx));
         Box::pin(async move {
@@ -95,7 +100,7 @@ impl MessageHandler for Manual {
 pub struct TestServer {
     pub addr: String,
     pub shutdown: CancellationToken,
-    pub sessions: Arc<Mutex<Vec<JoinHandle<Result<SessionStats, RelpError>>>>>,
+    pub sessions: Sessions,
     accept: JoinHandle<()>,
 }
 
@@ -105,7 +110,7 @@ impl TestServer {
         H: MessageHandler + 'static,
         M: FnMut() -> H + Send + 'static,
     {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("test helper");
         Self::start_on(listener, config, make)
     }
 
@@ -114,7 +119,7 @@ impl TestServer {
         H: MessageHandler + 'static,
         M: FnMut() -> H + Send + 'static,
     {
-        let addr = listener.local_addr().unwrap().to_string();
+        let addr = listener.local_addr().expect("test helper").to_string();
         let shutdown = CancellationToken::new();
         let sessions = Arc::new(Mutex::new(Vec::new()));
         let accept = {
@@ -134,7 +139,7 @@ impl TestServer {
                         tokio::spawn(
                             async move { serve(socket, handler, &config, shutdown).await },
                         );
-                    sessions.lock().unwrap().push(session);
+                    sessions.lock().expect("poisoned lock").push(session);
                 }
             })
         };
@@ -143,6 +148,14 @@ impl TestServer {
             shutdown,
             sessions,
             accept,
+        }
+    }
+
+    /// Drops every session's connection without a word, like `kill -9` of the receiver
+    /// (unanswered acks are lost; the listener keeps accepting).
+    pub fn kill_sessions(&self) {
+        for session in self.sessions.lock().expect("poisoned lock").iter() {
+            session.abort();
         }
     }
 
@@ -155,7 +168,7 @@ impl TestServer {
     pub async fn session(&self, i: usize) -> Result<SessionStats, RelpError> {
         let handle = loop {
             {
-                let mut sessions = self.sessions.lock().unwrap();
+                let mut sessions = self.sessions.lock().expect("poisoned lock");
                 if sessions.len() > i {
                     break std::mem::replace(
                         &mut sessions[i],
@@ -181,8 +194,8 @@ impl Drop for TestServer {
 
 /// Writes `input` to `addr` and reads everything until the server closes (at most 10 s).
 pub async fn exchange(addr: &str, input: &[u8]) -> Vec<u8> {
-    let mut socket = TcpStream::connect(addr).await.unwrap();
-    socket.write_all(input).await.unwrap();
+    let mut socket = TcpStream::connect(addr).await.expect("test helper");
+    socket.write_all(input).await.expect("test helper");
     read_to_close(&mut socket).await
 }
 
@@ -191,7 +204,7 @@ pub async fn read_to_close(socket: &mut TcpStream) -> Vec<u8> {
     tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut out))
         .await
         .expect("server did not close the connection")
-        .unwrap();
+        .expect("test helper");
     out
 }
 
@@ -201,7 +214,7 @@ pub async fn read_until(socket: &mut TcpStream, suffix: &[u8]) -> Vec<u8> {
     let mut buf = [0u8; 4096];
     tokio::time::timeout(Duration::from_secs(10), async {
         while !out.ends_with(suffix) {
-            let n = socket.read(&mut buf).await.unwrap();
+            let n = socket.read(&mut buf).await.expect("test helper");
             assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&out));
             out.extend_from_slice(&buf[..n]);
         }
