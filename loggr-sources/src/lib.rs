@@ -6,6 +6,8 @@
 //! | type | what | acknowledgements |
 //! | --- | --- | --- |
 //! | `stdin` | newline-delimited lines on standard input | waits for every line's outcome before exiting, and fails if any was not delivered |
+//! | `tcp` | syslog over TCP, LF or octet-counted framing detected per frame | none in the protocol: see the loss window in [`tcp`] |
+//! | `udp`, `unix_datagram` | one message per datagram | none: best effort, counted |
 //!
 //! Network sources (TCP, RELP, UDP), file import, AMQP and Redis come with their issues.
 //!
@@ -13,13 +15,21 @@
 //! keeps this crate's registrations (see `loggr_core::registry`).
 
 pub mod framing;
+pub mod ingest;
 pub mod stdin;
+pub mod tcp;
+pub mod udp;
 
-pub use stdin::{InputFormat, StdinConfig, StdinSource};
+pub use ingest::{FrameParser, InputFormat, Origin};
+pub use stdin::{StdinConfig, StdinSource};
+pub use tcp::{TcpConfig, TcpSource};
+pub use udp::{UdpConfig, UdpSource};
 
 /// Keeps this crate's plugin registrations in the final binary. Call it once before reading
 /// configuration; it does nothing else.
 #[inline(never)]
 pub fn link() {
     stdin::link();
+    tcp::link();
+    udp::link();
 }

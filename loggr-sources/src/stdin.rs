@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use futures::StreamExt;
 use serde::Deserialize;
 use tokio::io::AsyncRead;
@@ -17,9 +16,11 @@ use loggr_core::ack::{AckGroup, Outcome, UnorderedAcks};
 use loggr_core::codec::LineDecoder;
 use loggr_core::syslog::{Format, SyslogOptions};
 
+use crate::ingest::{FrameParser, InputFormat};
+
 use crate::framing::Recoverable;
 use loggr_core::metrics::ComponentMetrics;
-use loggr_core::parser::{parse_or_keep, RawParser};
+use loggr_core::parser::RawParser;
 use loggr_core::{
     async_trait, BoxError, BuildContext, Envelope, FailurePolicy, ParseContext, Parser, Source,
     SourceConfig, SourceContext, SourceError,
@@ -43,41 +44,6 @@ pub struct StdinConfig {
     /// Parser options: `year` and `timezone` for year-less or offset-less timestamps,
     /// `trusted_properties`, `max_fraction_digits`.
     pub syslog: SyslogOptions,
-}
-
-/// How lines are parsed: a syslog [`Format`] or `raw`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InputFormat {
-    /// One of the syslog formats.
-    Syslog(Format),
-    /// The whole line is the message.
-    Raw,
-}
-
-impl<'de> Deserialize<'de> for InputFormat {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let name = String::deserialize(deserializer)?;
-        if name == "raw" {
-            return Ok(InputFormat::Raw);
-        }
-        name.parse::<Format>()
-            .map(InputFormat::Syslog)
-            .map_err(serde::de::Error::custom)
-    }
-}
-
-impl InputFormat {
-    /// The parser for this format.
-    ///
-    /// # Errors
-    ///
-    /// When the options name an unknown time zone.
-    pub fn parser(self, options: &SyslogOptions) -> Result<Arc<dyn Parser>, BoxError> {
-        Ok(match self {
-            InputFormat::Raw => Arc::new(RawParser),
-            InputFormat::Syslog(format) => Arc::from(format.parser(options)?),
-        })
-    }
 }
 
 impl Default for StdinConfig {
@@ -135,8 +101,9 @@ impl Source for StdinSource {
         } = *self;
         let reader = reader.unwrap_or_else(|| Box::new(tokio::io::stdin()));
         let metrics = cx.emitter().metrics().clone();
-        let frames = FramedRead::new(reader, Recoverable(LineDecoder::new(config.max_line_bytes)));
-        let mut chunks = frames.ready_chunks(config.batch_size.max(1));
+        let frames = FrameParser::new(parser, config.on_parse_error, metrics.clone());
+        let lines = FramedRead::new(reader, Recoverable(LineDecoder::new(config.max_line_bytes)));
+        let mut chunks = lines.ready_chunks(config.batch_size.max(1));
         let mut acks = UnorderedAcks::new(config.window);
         let mut undelivered = 0u64;
         let mut record = |outcome: Outcome, count: usize| {
@@ -162,10 +129,8 @@ impl Source for StdinSource {
             for frame in chunk {
                 match frame.and_then(|frame| frame) {
                     Ok(line) => {
-                        match parse_line(&*parser, line, &parse_cx, config.on_parse_error, &metrics)
-                        {
-                            Some(event) => batch.push(Envelope::new(event, group.token())),
-                            None => continue,
+                        if let Some(event) = frames.parse(line, &parse_cx, None) {
+                            batch.push(Envelope::new(event, group.token()));
                         }
                     }
                     Err(error) if error.can_continue() => {
@@ -199,28 +164,6 @@ impl Source for StdinSource {
             )));
         }
         Ok(())
-    }
-}
-
-fn parse_line(
-    parser: &dyn Parser,
-    line: Bytes,
-    cx: &ParseContext,
-    policy: FailurePolicy,
-    metrics: &ComponentMetrics,
-) -> Option<loggr_core::Event> {
-    match parse_or_keep(parser, line, cx, policy) {
-        Ok(event) => {
-            if event.has_tag(loggr_core::parser::PARSE_FAILURE_TAG) {
-                ComponentMetrics::add(&metrics.parse_failures, 1);
-            }
-            Some(event)
-        }
-        Err(error) => {
-            ComponentMetrics::add(&metrics.parse_failures, 1);
-            tracing::debug!(%error, "Dropped a line that does not parse");
-            None
-        }
     }
 }
 
