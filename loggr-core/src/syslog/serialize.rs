@@ -31,15 +31,33 @@ fn push_field(out: &mut String, field: Option<&Text>, max: usize, forbidden: &[u
     }
 }
 
+/// An RFC 3339 timestamp, in UTC when its year is 0000–9999 there (RFC 3339 has four-digit
+/// years). A year-0000 or year-9999 stamp with an offset can fall just outside that range in
+/// UTC: it is written with the extreme offset that brings it back (`+23:59` or `-23:59`), so
+/// it reads back as the same instant. An instant no offset can write is `-`.
+fn push_timestamp(out: &mut String, at: Timestamp) {
+    let extreme = 23 * 3600 + 59 * 60;
+    for (seconds, suffix) in [(0, "Z"), (extreme, "+23:59"), (-extreme, "-23:59")] {
+        let Ok(offset) = jiff::tz::Offset::from_seconds(seconds) else {
+            continue;
+        };
+        let civil = offset.to_datetime(at);
+        if (0..=9999).contains(&civil.year()) {
+            let _ = write!(out, "{civil}{suffix}");
+            return;
+        }
+    }
+    out.push('-');
+}
+
 /// The event as an RFC 5424 message (no framing, no trailing LF). The timestamp is written
-/// in UTC with as many fraction digits as it needs (up to 9).
+/// in UTC with as many fraction digits as it needs (up to 9), unless that would take it out
+/// of the years 0000–9999 (see `push_timestamp`).
 pub fn rfc5424(event: &Event) -> String {
     let mut out = String::with_capacity(64 + event.estimated_size());
     let _ = write!(out, "<{}>1 ", pri(event));
     match event.timestamp {
-        Some(at) => {
-            let _ = write!(out, "{at}");
-        }
+        Some(at) => push_timestamp(&mut out, at),
         None => out.push('-'),
     }
     out.push(' ');
@@ -71,8 +89,10 @@ pub fn rfc5424(event: &Event) -> String {
         }
         out.push(']');
     }
+    // A BOM is written even before an empty MSG: the parser notes it with the tag either way.
     let bom = event.has_tag(BOM_TAG);
-    if let Some(message) = event.message.as_deref().filter(|m| !m.is_empty() || bom) {
+    let message = event.message.as_deref().unwrap_or_default();
+    if !message.is_empty() || bom {
         out.push(' ');
         if bom {
             out.push_str(std::str::from_utf8(BOM).unwrap_or_default());
@@ -185,6 +205,30 @@ mod tests {
             "<165>1 2003-10-11T22:14:15.003Z web_1 app 42 - [id@1 k=\"a\\\"b\\\\c\\]d\"] \
              disk \"full\" ]"
         );
+    }
+
+    #[test]
+    fn rfc5424_keeps_a_bom_before_an_empty_message() {
+        let mut event = Event::empty("2024-01-01T00:00:00Z".parse().unwrap());
+        event.add_tag(BOM_TAG);
+        assert_eq!(rfc5424(&event), "<13>1 - - - - - - \u{feff}");
+    }
+
+    #[test]
+    fn rfc5424_timestamps_stay_within_four_digit_years() {
+        let mut event = Event::empty("2024-01-01T00:00:00Z".parse().unwrap());
+        let mut stamp = |at: &str| {
+            event.timestamp = Some(at.parse().unwrap());
+            let line = rfc5424(&event);
+            line["<13>1 ".len()..line.len() - " - - - - -".len()].to_owned()
+        };
+        assert_eq!(stamp("0000-01-01T00:00:00Z"), "0000-01-01T00:00:00Z");
+        assert_eq!(
+            stamp("0000-01-01T00:00:00.5+23:59"),
+            "0000-01-01T00:00:00.5+23:59"
+        );
+        assert_eq!(stamp("9999-12-30T12:00:00-01:00"), "9999-12-30T13:00:00Z");
+        assert_eq!(stamp("-000002-01-01T00:00:00Z"), "-");
     }
 
     #[test]
