@@ -50,6 +50,8 @@ use crate::event::{Event, Facility, Severity, Text};
 use crate::parser::{text_from_bytes, ParseError, Parser};
 
 pub mod auto;
+#[doc(hidden)]
+pub mod checks;
 pub mod json;
 pub mod rfc3164;
 pub mod rfc3339;
