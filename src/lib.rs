@@ -30,6 +30,9 @@
 //! # Ok(()) }
 //! ```
 
+pub mod daemon;
+pub mod http;
+
 pub use loggr_core as core;
 pub use loggr_filters as filters;
 pub use loggr_relp as relp;

@@ -249,6 +249,17 @@ pub struct PipelineConfig {
     /// `[[sinks]]`, each receiving every event.
     #[serde(default)]
     pub sinks: Vec<ComponentConfig>,
+    /// `[metrics]`: where a daemon serves Prometheus `/metrics` and `/healthz`.
+    #[serde(default)]
+    pub metrics: Option<MetricsOptions>,
+}
+
+/// The `[metrics]` table of a daemon's configuration.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsOptions {
+    /// The address of the HTTP endpoint, e.g. `"127.0.0.1:9464"`.
+    pub address: std::net::SocketAddr,
 }
 
 impl PipelineConfig {
