@@ -75,6 +75,8 @@ pub mod codec;
 pub mod error;
 mod offers;
 pub mod server;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use client::{Client, ClientConfig, ClientStats};
 pub use codec::{Command, Frame, FrameCodec};
