@@ -15,7 +15,9 @@ use std::path::PathBuf;
 use clap::Parser as _;
 use loggr::core::config::PipelineConfig;
 use loggr::sinks::{FileSink, FileSinkConfig, Fsync, StdoutSink};
-use loggr::sources::{InputFormat, TcpConfig, TcpSource, UdpConfig, UdpSource};
+use loggr::sources::{
+    InputFormat, RelpConfig, RelpSource, TcpConfig, TcpSource, UdpConfig, UdpSource,
+};
 use loggr::PipelineBuilder;
 
 /// Receive syslog over RELP, TCP and UDP and store it without losing a message.
@@ -26,6 +28,9 @@ struct Args {
     /// add to it.
     #[arg(long, short)]
     config: Option<PathBuf>,
+    /// Listen for RELP here (acknowledged only after the sinks committed). Repeatable.
+    #[arg(long, value_name = "ADDR")]
+    relp: Vec<SocketAddr>,
     /// Listen for syslog over TCP here (LF and octet-counted framing, detected per frame).
     /// Repeatable.
     #[arg(long, value_name = "ADDR")]
@@ -57,16 +62,35 @@ async fn main() -> anyhow::Result<()> {
     let has_sinks = !config.sinks.is_empty();
     let registry = loggr::registry()?;
     let mut builder = PipelineBuilder::from_config(config, &registry)?;
+    for address in &args.relp {
+        let config = RelpConfig {
+            format: args.format,
+            ..RelpConfig::new(*address)
+        };
+        builder = builder.source(format!("relp:{address}"), RelpSource::new(config));
+    }
     for address in &args.tcp {
-        let config = TcpConfig { format: args.format, ..TcpConfig::new(*address) };
+        let config = TcpConfig {
+            format: args.format,
+            ..TcpConfig::new(*address)
+        };
         builder = builder.source(format!("tcp:{address}"), TcpSource::new(config));
     }
     for address in &args.udp {
-        let config = UdpConfig { format: args.format, ..UdpConfig::new(*address) };
+        let config = UdpConfig {
+            format: args.format,
+            ..UdpConfig::new(*address)
+        };
         builder = builder.source(format!("udp:{address}"), UdpSource::new(config));
     }
     if let Some(path) = args.out {
-        builder = builder.sink("out", FileSink::new(FileSinkConfig { path, fsync: Fsync::Always }));
+        builder = builder.sink(
+            "out",
+            FileSink::new(FileSinkConfig {
+                path,
+                fsync: Fsync::Always,
+            }),
+        );
     } else if !has_sinks {
         builder = builder.sink("stdout", StdoutSink::new());
     }

@@ -7,20 +7,23 @@
 //! | --- | --- | --- |
 //! | `stdin` | newline-delimited lines on standard input | waits for every line's outcome before exiting, and fails if any was not delivered |
 //! | `tcp` | syslog over TCP, LF or octet-counted framing detected per frame | none in the protocol: see the loss window in [`tcp`] |
+//! | `relp` | syslog over RELP (rsyslog's `omrelp`) | `rsp 200` only after every sink committed, `500` otherwise |
 //! | `udp`, `unix_datagram` | one message per datagram | none: best effort, counted |
 //!
-//! Network sources (TCP, RELP, UDP), file import, AMQP and Redis come with their issues.
+//! File import, AMQP and Redis come with their issues.
 //!
 //! Call [`link`] once in a program that builds pipelines from configuration, so the linker
 //! keeps this crate's registrations (see `loggr_core::registry`).
 
 pub mod framing;
 pub mod ingest;
+pub mod relp;
 pub mod stdin;
 pub mod tcp;
 pub mod udp;
 
 pub use ingest::{FrameParser, InputFormat, Origin};
+pub use relp::{RelpConfig, RelpSource};
 pub use stdin::{StdinConfig, StdinSource};
 pub use tcp::{TcpConfig, TcpSource};
 pub use udp::{UdpConfig, UdpSource};
@@ -29,6 +32,7 @@ pub use udp::{UdpConfig, UdpSource};
 /// configuration; it does nothing else.
 #[inline(never)]
 pub fn link() {
+    relp::link();
     stdin::link();
     tcp::link();
     udp::link();

@@ -1,0 +1,298 @@
+//! The `relp` source: syslog over RELP, acknowledged only after every sink committed.
+//!
+//! Each `syslog` frame becomes one event with its own acknowledgement group. The session
+//! answers `rsp 200 OK` when the group resolves to Delivered, and `rsp 500` when it resolves
+//! to Retry or Rejected (or never, if the connection or the process dies first): the sender
+//! keeps the message and sends it again. A crash anywhere can duplicate a message, never lose
+//! an acknowledged one.
+//!
+//! Frames are parsed as they are read and handed to the pipeline in batches: whenever the
+//! session's read buffer runs dry or its window (default 128 outstanding transactions) fills.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
+
+use loggr_core::ack::{AckToken, AckWaiter, Outcome};
+use loggr_core::metrics::ComponentMetrics;
+use loggr_core::syslog::SyslogOptions;
+use loggr_core::{
+    async_trait, BoxError, BuildContext, Emitter, Envelope, FailurePolicy, ParseContext, Source,
+    SourceConfig, SourceContext, SourceError, Text, Timestamp,
+};
+use loggr_relp::{MessageHandler, ServerConfig, Verdict};
+
+use crate::ingest::{FrameParser, InputFormat, Origin};
+
+/// Configuration of the `relp` source.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelpConfig {
+    /// The address to listen on, e.g. `"127.0.0.1:2514"` (RELP's customary port is 2514).
+    pub address: SocketAddr,
+    /// Message format: `auto` (default), `rfc5424`, `rfc3164`, `rfc3339`, `json`, `raw`.
+    #[serde(default)]
+    pub format: InputFormat,
+    /// Parser options (`year`, `timezone`, …).
+    #[serde(default)]
+    pub syslog: SyslogOptions,
+    /// Outstanding (unanswered) transactions per connection (default 128).
+    #[serde(default = "default_window")]
+    pub window: usize,
+    /// Longest accepted message in bytes (default 128 KiB); a longer frame ends the session.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// Most simultaneous connections (default 1024).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Close a session idle for this long (default `10m`).
+    #[serde(
+        default = "default_idle_timeout",
+        with = "loggr_core::config::duration"
+    )]
+    pub idle_timeout: Duration,
+    /// At shutdown, how long to keep answering outstanding transactions before `serverclose`
+    /// (default `5s`; keep it below the pipeline's grace period).
+    #[serde(
+        default = "default_shutdown_grace",
+        with = "loggr_core::config::duration"
+    )]
+    pub shutdown_grace: Duration,
+    /// What to do with a message that does not parse: `keep` (default, tagged) or `drop`
+    /// (acknowledged and counted).
+    #[serde(default)]
+    pub on_parse_error: FailurePolicy,
+}
+
+fn default_window() -> usize {
+    128
+}
+
+fn default_max_message_bytes() -> usize {
+    128 * 1024
+}
+
+fn default_max_connections() -> usize {
+    1024
+}
+
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(600)
+}
+
+fn default_shutdown_grace() -> Duration {
+    Duration::from_secs(5)
+}
+
+impl RelpConfig {
+    /// A configuration with every default, listening on `address`.
+    pub fn new(address: SocketAddr) -> Self {
+        RelpConfig {
+            address,
+            format: InputFormat::default(),
+            syslog: SyslogOptions::default(),
+            window: default_window(),
+            max_message_bytes: default_max_message_bytes(),
+            max_connections: default_max_connections(),
+            idle_timeout: default_idle_timeout(),
+            shutdown_grace: default_shutdown_grace(),
+            on_parse_error: FailurePolicy::default(),
+        }
+    }
+
+    fn server_config(&self) -> ServerConfig {
+        ServerConfig {
+            window: self.window.max(1),
+            max_data_len: self.max_message_bytes,
+            idle_timeout: Some(self.idle_timeout),
+            shutdown_grace: self.shutdown_grace,
+            ..ServerConfig::default()
+        }
+    }
+}
+
+/// Listens for RELP sessions.
+pub struct RelpSource {
+    config: RelpConfig,
+    listener: Option<TcpListener>,
+}
+
+impl RelpSource {
+    /// A source that binds `config.address` when it starts.
+    pub fn new(config: RelpConfig) -> Self {
+        RelpSource {
+            config,
+            listener: None,
+        }
+    }
+
+    /// A source on an already bound listener.
+    pub fn with_listener(config: RelpConfig, listener: TcpListener) -> Self {
+        RelpSource {
+            config,
+            listener: Some(listener),
+        }
+    }
+}
+
+#[async_trait]
+impl Source for RelpSource {
+    async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), SourceError> {
+        let RelpSource { config, listener } = *self;
+        let listener = match listener {
+            Some(listener) => listener,
+            None => TcpListener::bind(config.address).await.map_err(|error| {
+                SourceError::other(format!("cannot listen on relp {}: {error}", config.address))
+            })?,
+        };
+        let local = listener.local_addr()?;
+        tracing::info!(source = cx.name(), address = %local, "Listening for RELP");
+        let metrics = cx.emitter().metrics().clone();
+        let parser = config
+            .format
+            .parser(&config.syslog)
+            .map_err(|error| SourceError::other(error.to_string()))?;
+        let frames = FrameParser::new(parser, config.on_parse_error, metrics.clone());
+        let server_config = Arc::new(config.server_config());
+        let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
+        let sessions = TaskTracker::new();
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = cx.shutdown().cancelled() => break,
+            };
+            let (stream, peer) = match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    tracing::warn!(source = cx.name(), %error, "Accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                tracing::warn!(source = cx.name(), %peer, "Too many RELP sessions; closing the new one");
+                ComponentMetrics::add(&metrics.rejected, 1);
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let handler = Handler {
+                frames: frames.clone(),
+                origin: Origin {
+                    client_host: Text::from(peer.ip().to_string()),
+                    server_port: Some(local.port()),
+                    protocol: "relp",
+                },
+                emitter: cx.emitter().clone(),
+                pending: Vec::new(),
+            };
+            let server_config = server_config.clone();
+            let shutdown = cx.shutdown().clone();
+            let name = cx.name().to_owned();
+            let metrics = metrics.clone();
+            sessions.spawn(async move {
+                metrics
+                    .connections
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                match loggr_relp::serve(stream, handler, &server_config, shutdown).await {
+                    Ok(stats) => tracing::debug!(
+                        source = %name, %peer, messages = stats.messages, accepted = stats.accepted,
+                        refused = stats.refused, "RELP session ended"
+                    ),
+                    Err(error) => {
+                        tracing::warn!(source = %name, %peer, %error, "RELP session failed")
+                    }
+                }
+                metrics
+                    .connections
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                drop(slot);
+            });
+        }
+        sessions.close();
+        tokio::select! {
+            () = sessions.wait() => {}
+            () = cx.abort().cancelled() => {}
+        }
+        Ok(())
+    }
+}
+
+/// One session's bridge between RELP transactions and the pipeline.
+struct Handler {
+    frames: FrameParser,
+    origin: Origin,
+    emitter: Emitter,
+    pending: Vec<Envelope>,
+}
+
+impl MessageHandler for Handler {
+    type Ack = Answer;
+
+    fn on_message(&mut self, data: Bytes) -> Answer {
+        let cx = ParseContext {
+            received_at: Timestamp::now(),
+            peer: Some(self.origin.client_host.clone()),
+        };
+        match self.frames.parse(data, &cx, Some(&self.origin)) {
+            Some(event) => {
+                let (token, waiter) = AckToken::single();
+                self.pending.push(Envelope::new(event, token));
+                Answer::Waiting(waiter)
+            }
+            // Dropped on purpose by the parse-failure policy (counted): nothing to store.
+            None => Answer::Ready(Some(Verdict::Accepted)),
+        }
+    }
+
+    async fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.pending);
+        // If the pipeline is closed the batch comes back and is dropped: its tokens resolve as
+        // Retry and the sender gets `500`.
+        let _ = self.emitter.send(batch).await;
+    }
+}
+
+/// The verdict on one RELP transaction, once the event's group resolves.
+enum Answer {
+    Waiting(AckWaiter),
+    Ready(Option<Verdict>),
+}
+
+impl Future for Answer {
+    type Output = Verdict;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Verdict> {
+        match self.get_mut() {
+            Answer::Ready(verdict) => Poll::Ready(verdict.take().unwrap_or(Verdict::Accepted)),
+            Answer::Waiting(waiter) => Pin::new(waiter).poll(cx).map(|outcome| match outcome {
+                Outcome::Delivered => Verdict::Accepted,
+                Outcome::Rejected => Verdict::Refused("rejected by a sink".into()),
+                Outcome::Retry => Verdict::Refused("not stored, retry later".into()),
+            }),
+        }
+    }
+}
+
+impl SourceConfig for RelpConfig {
+    fn build(self, _cx: &BuildContext) -> Result<Box<dyn Source>, BoxError> {
+        self.format.parser(&self.syslog)?;
+        Ok(Box::new(RelpSource::new(self)))
+    }
+}
+
+loggr_core::register_source!("relp", RelpConfig);
+
+#[inline(never)]
+pub(crate) fn link() {}
