@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the services loggr's tests talk to are installed and running on this machine:
-# PostgreSQL (127.0.0.1:5432), Redis (127.0.0.1:6379) and RabbitMQ (127.0.0.1:5672).
+# PostgreSQL (127.0.0.1:5432), Redis (127.0.0.1:6379) and RabbitMQ (127.0.0.1:5672), and the
+# real syslog peers (rsyslog with RELP, util-linux logger).
 # Starts a stopped one; installs a missing one from Debian's packages when run as root.
 # Exits non-zero, saying what to do, when a service cannot be made available.
 set -euo pipefail
@@ -70,12 +71,22 @@ ensure_rabbitmq() {
   wait_for_port 5672 RabbitMQ 120
 }
 
+# Real syslog peers the integration tests drive: rsyslog (omrelp/imrelp) and util-linux logger.
+ensure_peers() {
+  local packages=()
+  [ -x /usr/sbin/rsyslogd ] || packages+=(rsyslog)
+  [ -e /usr/lib/x86_64-linux-gnu/rsyslog/omrelp.so ] || [ -e /usr/lib/rsyslog/omrelp.so ] || packages+=(rsyslog-relp)
+  command -v logger >/dev/null || packages+=(bsdutils)
+  [ ${#packages[@]} -eq 0 ] && return 0
+  install_packages --no-install-recommends "${packages[@]}"
+}
+
 failed=0
-for service in postgres redis rabbitmq; do
+for service in postgres redis rabbitmq peers; do
   "ensure_$service" || failed=1
 done
 if [ "$failed" != 0 ]; then
   log "some services are unavailable; the tests that need them will fail"
   exit 1
 fi
-log "PostgreSQL, Redis and RabbitMQ are up"
+log "PostgreSQL, Redis and RabbitMQ are up; rsyslog and logger are installed"
