@@ -40,5 +40,8 @@ pub async fn serve_metrics(
 }
 
 async fn render(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render_prometheus())
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4")],
+        metrics.render_prometheus(),
+    )
 }
