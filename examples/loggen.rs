@@ -15,6 +15,8 @@
 //!
 //! `check` prints `sent, received, lost, duplicated, unexpected` and exits non-zero on loss.
 
+#![allow(clippy::print_stdout)] // the summary lines on stdout are loggen's output
+
 use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::PathBuf;

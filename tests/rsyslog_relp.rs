@@ -4,6 +4,8 @@
 //!
 //! Needs Debian's `rsyslog` and `rsyslog-relp` (scripts/test.sh installs them).
 
+#![allow(clippy::unwrap_used)] // test helpers fail loudly by design
+
 use std::collections::HashMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};

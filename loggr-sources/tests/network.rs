@@ -1,6 +1,8 @@
 //! TCP, UDP and unix-datagram syslog sources over real sockets, with util-linux `logger` as a
 //! real sender.
 
+#![allow(clippy::unwrap_used)] // test helpers fail loudly by design
+
 use std::time::Duration;
 
 use loggr_core::test_util::CollectingSink;

@@ -1,6 +1,8 @@
 //! The RELP source over real sockets: `200` only after the sink committed, `500` (and a resend
 //! by the client) while the sink fails, never `200` from a sink that never commits.
 
+#![allow(clippy::unwrap_used)] // test helpers fail loudly by design
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

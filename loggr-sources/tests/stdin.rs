@@ -1,6 +1,8 @@
 //! The stdin source: every line becomes an event (oversize lines skipped and counted, invalid
 //! UTF-8 kept and flagged), and an input that was not fully delivered makes the run fail.
 
+#![allow(clippy::unwrap_used)] // test helpers fail loudly by design
+
 use std::time::Duration;
 
 use loggr_core::test_util::CollectingSink;
