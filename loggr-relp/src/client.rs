@@ -20,6 +20,9 @@ use tokio_util::codec::FramedRead;
 use crate::codec::{encode_parts, next_txnr, Command, Frame, FrameCodec};
 use crate::{offers, RelpError};
 
+/// Frames are written once this much is buffered, or when the client is about to wait.
+const WRITE_BATCH: usize = 16 * 1024;
+
 /// Largest `rsp` DATA the client accepts (the answer to `open` is about 100 octets).
 const MAX_RSP_LEN: usize = 64 * 1024;
 
@@ -188,11 +191,15 @@ impl Client {
     }
 
     /// Sends one message: waits while the window is full (reading answers meanwhile), then
-    /// writes it.
+    /// queues it.
+    ///
+    /// Frames are batched: they are written once 16 KiB are buffered, and whenever the client
+    /// waits (window full, [`Client::flush`], [`Client::close`]). So `Ok` means queued, neither
+    /// written nor acknowledged: call [`Client::flush`] after a batch to push it out and wait
+    /// for its `200`s.
     ///
     /// On connection loss it reconnects (with backoff) and sends every unacknowledged message
-    /// again, in order. `Ok` means the message is on its way, not that it was acknowledged:
-    /// see [`Client::flush`].
+    /// again, in order.
     ///
     /// # Errors
     ///
@@ -271,12 +278,18 @@ impl Client {
                 }
                 self.reconnect().await?;
             }
-            if let Err(err) = self.pump().await {
+            if let Err(err) = self.pump(false).await {
                 self.lost(err);
                 continue;
             }
-            // Take the answers that already arrived, without waiting.
-            while let Some(conn) = self.conn.as_mut() {
+            // Take the answers that already arrived, without waiting (only once the window is
+            // half used: a read attempt is a system call).
+            let window = self.config.window.max(1);
+            while let Some(conn) = self
+                .conn
+                .as_mut()
+                .filter(|_| self.inflight.len() * 2 >= window)
+            {
                 let Some(next) = conn.reader.next().now_or_never() else {
                     break;
                 };
@@ -287,6 +300,11 @@ impl Client {
             }
             if done(self) {
                 return Ok(());
+            }
+            // About to wait: nothing may stay in the write buffer.
+            if let Err(err) = self.pump(true).await {
+                self.lost(err);
+                continue;
             }
             let retry_at = self.retry_at.filter(|_| !self.retry.is_empty());
             let Some(conn) = self.conn.as_mut() else {
@@ -348,8 +366,9 @@ impl Client {
         }
     }
 
-    /// Writes queued messages while the window allows.
-    async fn pump(&mut self) -> Result<(), RelpError> {
+    /// Encodes queued messages while the window allows; writes them when `force` or when a
+    /// batch is full.
+    async fn pump(&mut self, force: bool) -> Result<(), RelpError> {
         let Some(conn) = self.conn.as_mut() else {
             return Ok(());
         };
@@ -378,7 +397,7 @@ impl Client {
             }
             self.inflight.push_back((txnr, message));
         }
-        if !conn.wbuf.is_empty() {
+        if conn.wbuf.len() >= WRITE_BATCH || (force && !conn.wbuf.is_empty()) {
             conn.writer.write_all_buf(&mut conn.wbuf).await?;
             conn.writer.flush().await?;
         }

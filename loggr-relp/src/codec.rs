@@ -552,6 +552,66 @@ mod tests {
         assert!(buf.is_empty());
     }
 
+    /// xorshift64*: deterministic pseudo-random input without a dependency.
+    fn rng(seed: u64) -> impl FnMut() -> u64 {
+        let mut x = seed | 1;
+        move || {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+    }
+
+    #[test]
+    fn arbitrary_input_never_panics() {
+        let mut next = rng(42);
+        let alphabet = b"0123456789 \nsyslogrspclosex";
+        for _ in 0..20_000 {
+            let len = (next() % 40) as usize;
+            let input: Vec<u8> = (0..len)
+                .map(|_| {
+                    let r = next();
+                    if r % 4 == 0 {
+                        r as u8
+                    } else {
+                        alphabet[(r >> 8) as usize % alphabet.len()]
+                    }
+                })
+                .collect();
+            let _ = decode_all(&mut FrameCodec::new(16), &input);
+        }
+    }
+
+    #[test]
+    fn any_split_of_a_valid_stream_decodes_the_same() {
+        let mut codec = FrameCodec::new(1000);
+        let mut wire = BytesMut::new();
+        let frames: Vec<Frame> = (1..=50u32)
+            .map(|i| Frame::new(i, Command::Syslog, "x\n".repeat(i as usize % 7)))
+            .collect();
+        for frame in &frames {
+            codec.encode(frame, &mut wire).unwrap();
+        }
+        let mut next = rng(7);
+        for _ in 0..200 {
+            let mut codec = FrameCodec::new(1000);
+            let mut buf = BytesMut::new();
+            let mut got = Vec::new();
+            let mut pos = 0;
+            while pos < wire.len() {
+                let step = 1 + (next() % 40) as usize;
+                let end = (pos + step).min(wire.len());
+                buf.extend_from_slice(&wire[pos..end]);
+                pos = end;
+                while let Some(frame) = codec.decode(&mut buf).unwrap() {
+                    got.push(frame);
+                }
+            }
+            assert_eq!(got, frames);
+        }
+    }
+
     #[test]
     fn txnr_wraps_to_one() {
         assert_eq!(next_txnr(1), 2);

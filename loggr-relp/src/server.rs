@@ -63,8 +63,9 @@ pub struct ServerConfig {
     /// Close a session (with `serverclose`) after this long without input while nothing is
     /// outstanding. `None`: never.
     pub idle_timeout: Option<Duration>,
-    /// On shutdown or a fatal error, how long to wait for outstanding acks before sending
-    /// `serverclose`.
+    /// On shutdown, after the peer's `close` or end of input, and on a fatal error: how long
+    /// to wait for outstanding acks before sending `serverclose` (acks still unresolved then
+    /// are dropped, so their messages get no `200`).
     pub shutdown_grace: Duration,
 }
 
@@ -302,6 +303,11 @@ where
         }
 
         let reading = phase == Phase::Running;
+        if reading && rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
+            // Decoded frames keep their part of the old buffer alive: this allocates anew
+            // rather than moving their bytes.
+            rbuf.reserve(READ_CHUNK);
+        }
         tokio::select! {
             biased;
             () = shutdown.cancelled(), if reading => {
@@ -356,9 +362,6 @@ where
                         timer.as_mut().reset(Instant::now() + config.shutdown_grace);
                     }
                     Ok(_) => {
-                        if rbuf.capacity() == rbuf.len() {
-                            rbuf.reserve(READ_CHUNK);
-                        }
                         if let Some(idle) = config.idle_timeout {
                             timer.as_mut().reset(Instant::now() + idle);
                         }

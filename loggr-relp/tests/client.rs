@@ -422,3 +422,35 @@ async fn oversize_messages_are_refused_by_send() {
         .unwrap();
     assert_eq!(client.close().await.unwrap().acked, 1);
 }
+
+/// `cargo test --release -p loggr-relp --test client -- --ignored --nocapture throughput`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement, run in release"]
+async fn throughput_over_loopback() {
+    let seen = Seen::default();
+    let counter = seen.flushes.clone();
+    let server = TestServer::start(librelp_config(), move || Decide {
+        seen: Seen {
+            messages: Default::default(),
+            flushes: counter.clone(),
+        },
+        decide: |_: &Bytes| Verdict::Accepted,
+    })
+    .await;
+    let total = 500_000;
+    let payload = Bytes::from(vec![b'x'; 200]);
+    let started = std::time::Instant::now();
+    let mut client = Client::connect(&server.addr, ClientConfig::default())
+        .await
+        .unwrap();
+    for _ in 0..total {
+        client.send(payload.clone()).await.unwrap();
+    }
+    let stats = client.close().await.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(stats.acked, total);
+    eprintln!(
+        "{total} x 200 bytes in {elapsed:?}: {:.0} msgs/s",
+        total as f64 / elapsed.as_secs_f64()
+    );
+}
