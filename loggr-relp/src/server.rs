@@ -490,3 +490,31 @@ impl Session<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::MAX_TXNR;
+
+    #[test]
+    fn txnr_wraps_after_999999999() {
+        let mut session = Session {
+            open: true,
+            expected: MAX_TXNR,
+            software: "x",
+        };
+        let frame = |txnr| Frame::new(txnr, Command::Syslog, "m");
+        assert!(matches!(
+            session.on_frame(frame(MAX_TXNR)),
+            Action::Message(_)
+        ));
+        assert!(matches!(session.on_frame(frame(1)), Action::Message(_)));
+        assert!(matches!(
+            session.on_frame(frame(3)),
+            Action::Fail(RelpError::UnexpectedTxnr {
+                got: 3,
+                expected: 2
+            })
+        ));
+    }
+}
