@@ -20,6 +20,8 @@ pub mod ingest;
 pub mod relp;
 pub mod stdin;
 pub mod tcp;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod udp;
 
 pub use ingest::{FrameParser, InputFormat, Origin};

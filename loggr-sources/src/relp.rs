@@ -71,6 +71,10 @@ pub struct RelpConfig {
     /// (acknowledged and counted).
     #[serde(default)]
     pub on_parse_error: FailurePolicy,
+    /// TLS (feature `tls`): certificate, key, client certificates and peer authentication.
+    #[cfg(feature = "tls")]
+    #[serde(default)]
+    pub tls: Option<crate::tls::TlsListenerConfig>,
 }
 
 fn default_window() -> usize {
@@ -106,6 +110,8 @@ impl RelpConfig {
             idle_timeout: default_idle_timeout(),
             shutdown_grace: default_shutdown_grace(),
             on_parse_error: FailurePolicy::default(),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -163,6 +169,14 @@ impl Source for RelpSource {
             .map_err(|error| SourceError::other(error.to_string()))?;
         let frames = FrameParser::new(parser, config.on_parse_error, metrics.clone());
         let server_config = Arc::new(config.server_config());
+        #[cfg(feature = "tls")]
+        let tls = match &config.tls {
+            Some(tls) => Some(
+                tls.build()
+                    .map_err(|error| SourceError::other(format!("relp tls: {error}")))?,
+            ),
+            None => None,
+        };
         let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
         let sessions = TaskTracker::new();
         loop {
@@ -189,7 +203,11 @@ impl Source for RelpSource {
                 origin: Origin {
                     client_host: Text::from(peer.ip().to_string()),
                     server_port: Some(local.port()),
-                    protocol: "relp",
+                    protocol: if cfg!(feature = "tls") && is_tls(&config) {
+                        "relp+tls"
+                    } else {
+                        "relp"
+                    },
                 },
                 emitter: cx.emitter().clone(),
                 pending: Vec::new(),
@@ -198,11 +216,25 @@ impl Source for RelpSource {
             let shutdown = cx.shutdown().clone();
             let name = cx.name().to_owned();
             let metrics = metrics.clone();
+            #[cfg(feature = "tls")]
+            let tls = tls.clone();
             sessions.spawn(async move {
                 metrics
                     .connections
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                match loggr_relp::serve(stream, handler, &server_config, shutdown).await {
+                #[cfg(feature = "tls")]
+                let served = match tls {
+                    Some(tls) => match tls.accept(stream).await {
+                        Ok(stream) => {
+                            loggr_relp::serve(stream, handler, &server_config, shutdown).await
+                        }
+                        Err(error) => Err(error),
+                    },
+                    None => loggr_relp::serve(stream, handler, &server_config, shutdown).await,
+                };
+                #[cfg(not(feature = "tls"))]
+                let served = loggr_relp::serve(stream, handler, &server_config, shutdown).await;
+                match served {
                     Ok(stats) => tracing::debug!(
                         source = %name, %peer, messages = stats.messages, accepted = stats.accepted,
                         refused = stats.refused, "RELP session ended"
@@ -246,7 +278,7 @@ impl MessageHandler for Handler {
             Some(event) => {
                 let (token, waiter) = AckToken::single();
                 self.pending.push(Envelope::new(event, token));
-                Answer::Waiting(waiter)
+                Answer::Waiting(waiter, self.emitter.metrics().clone())
             }
             // Dropped on purpose by the parse-failure policy (counted): nothing to store.
             None => Answer::Ready(Some(Verdict::Accepted)),
@@ -264,9 +296,10 @@ impl MessageHandler for Handler {
     }
 }
 
-/// The verdict on one RELP transaction, once the event's group resolves.
+/// The verdict on one RELP transaction, once the event's group resolves (counted as the
+/// listener's delivered, rejected or retried events: its acked and nacked transactions).
 enum Answer {
-    Waiting(AckWaiter),
+    Waiting(AckWaiter, Arc<ComponentMetrics>),
     Ready(Option<Verdict>),
 }
 
@@ -276,18 +309,40 @@ impl Future for Answer {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Verdict> {
         match self.get_mut() {
             Answer::Ready(verdict) => Poll::Ready(verdict.take().unwrap_or(Verdict::Accepted)),
-            Answer::Waiting(waiter) => Pin::new(waiter).poll(cx).map(|outcome| match outcome {
-                Outcome::Delivered => Verdict::Accepted,
-                Outcome::Rejected => Verdict::Refused("rejected by a sink".into()),
-                Outcome::Retry => Verdict::Refused("not stored, retry later".into()),
-            }),
+            Answer::Waiting(waiter, metrics) => {
+                Pin::new(waiter).poll(cx).map(|outcome| match outcome {
+                    Outcome::Delivered => {
+                        ComponentMetrics::add(&metrics.delivered, 1);
+                        Verdict::Accepted
+                    }
+                    Outcome::Rejected => {
+                        ComponentMetrics::add(&metrics.rejected, 1);
+                        Verdict::Refused("rejected by a sink".into())
+                    }
+                    Outcome::Retry => {
+                        ComponentMetrics::add(&metrics.retried, 1);
+                        Verdict::Refused("not stored, retry later".into())
+                    }
+                })
+            }
         }
     }
+}
+
+fn is_tls(_config: &RelpConfig) -> bool {
+    #[cfg(feature = "tls")]
+    return _config.tls.is_some();
+    #[cfg(not(feature = "tls"))]
+    false
 }
 
 impl SourceConfig for RelpConfig {
     fn build(self, _cx: &BuildContext) -> Result<Box<dyn Source>, BoxError> {
         self.format.parser(&self.syslog)?;
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            tls.build()?;
+        }
         Ok(Box::new(RelpSource::new(self)))
     }
 }

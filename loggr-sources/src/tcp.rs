@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use serde::Deserialize;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::codec::FramedRead;
 use tokio_util::task::TaskTracker;
@@ -82,6 +82,11 @@ pub struct TcpConfig {
     /// What to do with a frame that does not parse: `keep` (default, tagged) or `drop`.
     #[serde(default)]
     pub on_parse_error: FailurePolicy,
+    /// TLS (RFC 5425; feature `tls`): certificate, key, client certificates and peer
+    /// authentication. The customary port is 6514.
+    #[cfg(feature = "tls")]
+    #[serde(default)]
+    pub tls: Option<crate::tls::TlsListenerConfig>,
 }
 
 fn default_max_frame_bytes() -> usize {
@@ -113,6 +118,8 @@ impl TcpConfig {
             idle_timeout: default_idle_timeout(),
             batch_size: default_batch_size(),
             on_parse_error: FailurePolicy::default(),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -159,6 +166,14 @@ impl Source for TcpSource {
             .parser(&config.syslog)
             .map_err(|error| SourceError::other(error.to_string()))?;
         let frames = FrameParser::new(parser, config.on_parse_error, metrics.clone());
+        #[cfg(feature = "tls")]
+        let tls = match &config.tls {
+            Some(tls) => Some(
+                tls.build()
+                    .map_err(|error| SourceError::other(format!("tcp tls: {error}")))?,
+            ),
+            None => None,
+        };
         let config = Arc::new(config);
         let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
         let connections = TaskTracker::new();
@@ -194,7 +209,30 @@ impl Source for TcpSource {
                 shutdown: cx.shutdown().clone(),
                 name: cx.name().to_owned(),
             };
+            #[cfg(feature = "tls")]
+            let tls = tls.clone();
             connections.spawn(async move {
+                #[cfg(feature = "tls")]
+                if let Some(tls) = tls {
+                    match tls.accept(stream).await {
+                        Ok(stream) => {
+                            let connection = Connection {
+                                origin: Origin {
+                                    protocol: "tls",
+                                    ..connection.origin.clone()
+                                },
+                                ..connection
+                            };
+                            connection.serve(stream).await;
+                        }
+                        Err(error) => {
+                            tracing::warn!(peer = %peer, %error, "TLS handshake failed");
+                        }
+                    }
+                    drop(slot);
+                    return;
+                }
+                let _ = stream.set_nodelay(true);
                 connection.serve(stream).await;
                 drop(slot);
             });
@@ -218,8 +256,10 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve(self, stream: TcpStream) {
-        let _ = stream.set_nodelay(true);
+    async fn serve<S>(self, stream: S)
+    where
+        S: tokio::io::AsyncRead + Unpin + Send,
+    {
         let metrics = self.emitter.metrics().clone();
         metrics
             .connections
@@ -251,8 +291,9 @@ impl Connection {
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 
-    async fn read<D>(&self, framed: FramedRead<TcpStream, Recoverable<D>>)
+    async fn read<S, D>(&self, framed: FramedRead<S, Recoverable<D>>)
     where
+        S: tokio::io::AsyncRead + Unpin + Send,
         Recoverable<D>: tokio_util::codec::Decoder<
             Item = Result<bytes::Bytes, loggr_core::codec::FramingError>,
             Error = loggr_core::codec::FramingError,
@@ -308,8 +349,12 @@ impl Connection {
 
 impl SourceConfig for TcpConfig {
     fn build(self, _cx: &BuildContext) -> Result<Box<dyn Source>, BoxError> {
-        // Fail on a bad time zone now, not when the first connection arrives.
+        // Fail on a bad time zone or TLS file now, not when the first connection arrives.
         self.format.parser(&self.syslog)?;
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            tls.build()?;
+        }
         Ok(Box::new(TcpSource::new(self)))
     }
 }

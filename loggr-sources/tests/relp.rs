@@ -111,14 +111,13 @@ async fn a_sink_that_fails_then_recovers_costs_resends_not_messages() {
         ..RecoveringSink::default()
     };
     let shutdown = CancellationToken::new();
-    let run = tokio::spawn(
-        Pipeline::builder()
-            .source("relp", source)
-            .sink_with("recovering", sink.clone(), one_attempt())
-            .build()
-            .unwrap()
-            .run(shutdown.clone()),
-    );
+    let pipeline = Pipeline::builder()
+        .source("relp", source)
+        .sink_with("recovering", sink.clone(), one_attempt())
+        .build()
+        .unwrap();
+    let metrics = pipeline.metrics().clone();
+    let run = tokio::spawn(pipeline.run(shutdown.clone()));
     let mut client = Client::connect(&address, client_config()).await.unwrap();
     for message in messages("retry", 2000) {
         client.send(message.into()).await.unwrap();
@@ -142,6 +141,19 @@ async fn a_sink_that_fails_then_recovers_costs_resends_not_messages() {
     let expected: std::collections::BTreeSet<String> =
         (0..2000).map(|i| format!("retry {i}")).collect();
     assert_eq!(stored, expected, "0 lost");
+    let text = metrics.render_prometheus();
+    let acked = format!(
+        "loggr_events_delivered_total{{component_kind=\"source\",component=\"relp\"}} {}",
+        stats.acked
+    );
+    let nacked = format!(
+        "loggr_events_retried_total{{component_kind=\"source\",component=\"relp\"}} {}",
+        stats.refused
+    );
+    assert!(
+        text.contains(&acked) && text.contains(&nacked),
+        "acks and nacks per listener: {text}"
+    );
     shutdown.cancel();
     run.await.unwrap().unwrap();
 }
