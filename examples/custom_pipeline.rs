@@ -11,7 +11,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use clap::Parser as _;
-use loggr::sinks::{FileSink, FileSinkConfig, Fsync};
+use loggr::sinks::{FileSink, FileSinkConfig};
 use loggr::sources::{StdinConfig, StdinSource};
 use loggr::{CancellationToken, Event, Filter, FilterError, Pipeline, Severity, Verdict};
 
@@ -70,13 +70,7 @@ async fn main() -> anyhow::Result<()> {
         .filter(SecurityLines {
             kept: AtomicU64::new(0),
         })
-        .sink(
-            "alerts",
-            FileSink::new(FileSinkConfig {
-                path: args.out,
-                fsync: Fsync::Always,
-            }),
-        )
+        .sink("alerts", FileSink::new(FileSinkConfig::new(args.out)))
         .build()?
         .run(shutdown)
         .await?;

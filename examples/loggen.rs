@@ -91,7 +91,7 @@ struct SendArgs {
 
 #[derive(clap::Args)]
 struct CheckArgs {
-    /// The JSON-lines file a sink wrote (loggr's canonical event JSON).
+    /// The file a sink wrote: loggr's JSON lines, or plain lines holding the message.
     #[arg(long)]
     file: PathBuf,
     /// How many messages were sent.
@@ -288,10 +288,15 @@ fn check(args: &CheckArgs) -> anyhow::Result<Tally> {
         if line.trim().is_empty() {
             continue;
         }
-        let stored: Stored =
-            serde_json::from_str(&line).with_context(|| format!("not an event: {line}"))?;
-        let seq = stored
-            .message
+        // loggr's JSON lines, or plain text lines (another receiver's file, for comparisons).
+        let message = if line.starts_with('{') {
+            let stored: Stored =
+                serde_json::from_str(&line).with_context(|| format!("not an event: {line}"))?;
+            stored.message
+        } else {
+            Some(line)
+        };
+        let seq = message
             .as_deref()
             .and_then(|m| m.find(&marker).map(|at| &m[at + marker.len()..]))
             .and_then(|rest| rest.split(' ').next())

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use clap::Parser as _;
 use loggr::core::config::PipelineConfig;
-use loggr::sinks::{FileSink, FileSinkConfig, Fsync, StdoutSink};
+use loggr::sinks::{FileSink, FileSinkConfig, LineFormat, StdoutSink};
 use loggr::sources::{
     InputFormat, RelpConfig, RelpSource, TcpConfig, TcpSource, UdpConfig, UdpSource,
 };
@@ -42,6 +42,13 @@ struct Args {
     /// without sinks in the configuration, events go to stdout.
     #[arg(long, value_name = "PATH")]
     out: Option<PathBuf>,
+    /// Line format of --out: json (loggr's events, every field) or rsyslog (RSYSLOG_FileFormat).
+    #[arg(long, value_parser = parse_line_format, default_value = "json")]
+    out_format: LineFormat,
+    /// RELP: outstanding transactions per session (more lets a sender pipeline more messages
+    /// into each fsync).
+    #[arg(long, default_value_t = 128)]
+    relp_window: usize,
     /// Message format of the flag listeners: auto, rfc5424, rfc3164, rfc3339, json or raw.
     #[arg(long, default_value = "auto")]
     format: InputFormat,
@@ -65,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
     for address in &args.relp {
         let config = RelpConfig {
             format: args.format,
+            window: args.relp_window,
             ..RelpConfig::new(*address)
         };
         builder = builder.source(format!("relp:{address}"), RelpSource::new(config));
@@ -87,8 +95,8 @@ async fn main() -> anyhow::Result<()> {
         builder = builder.sink(
             "out",
             FileSink::new(FileSinkConfig {
-                path,
-                fsync: Fsync::Always,
+                format: args.out_format,
+                ..FileSinkConfig::new(path)
             }),
         );
     } else if !has_sinks {
@@ -101,4 +109,12 @@ async fn main() -> anyhow::Result<()> {
     }
     pipeline.run(shutdown).await?;
     Ok(())
+}
+
+fn parse_line_format(name: &str) -> Result<LineFormat, String> {
+    match name {
+        "json" => Ok(LineFormat::Json),
+        "rsyslog" => Ok(LineFormat::Rsyslog),
+        other => Err(format!("unknown line format `{other}` (json or rsyslog)")),
+    }
 }

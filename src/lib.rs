@@ -15,12 +15,12 @@
 //! Heavy plugins sit behind cargo features: `amqp`, `postgres`, `redis`, `tls`.
 //!
 //! ```no_run
-//! use loggr::sinks::{FileSink, FileSinkConfig, Fsync};
+//! use loggr::sinks::{FileSink, FileSinkConfig};
 //! use loggr::sources::{StdinConfig, StdinSource};
 //! use loggr::{CancellationToken, Pipeline};
 //!
 //! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let sink = FileSink::new(FileSinkConfig { path: "events.jsonl".into(), fsync: Fsync::Always });
+//! let sink = FileSink::new(FileSinkConfig::new("events.jsonl"));
 //! Pipeline::builder()
 //!     .source("stdin", StdinSource::new(StdinConfig::default()))
 //!     .sink("archive", sink)

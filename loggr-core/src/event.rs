@@ -539,11 +539,16 @@ pub struct ContentId(pub [u8; 32]);
 impl ContentId {
     /// The id as 64 lowercase hex digits.
     pub fn to_hex(&self) -> String {
+        String::from_utf8_lossy(&self.hex_bytes()).into_owned()
+    }
+
+    /// The id as 64 lowercase hex digits, without allocating.
+    pub fn hex_bytes(&self) -> [u8; 64] {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut out = String::with_capacity(64);
-        for byte in self.0 {
-            out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-            out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+        let mut out = [0u8; 64];
+        for (pair, byte) in out.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 0x0f)];
         }
         out
     }
@@ -686,39 +691,26 @@ impl Event {
         ContentId(hasher.finalize().into())
     }
 
-    /// A cheap estimate of the event's size in bytes, used for batch limits.
+    /// A cheap estimate of the event's size in bytes, used for batch limits: text lengths plus
+    /// a flat allowance per structured-data element, tag and field (constant time in their
+    /// number, since it runs for every event in the sink runner).
     pub fn estimated_size(&self) -> usize {
         let text = |t: &Option<Text>| t.as_ref().map_or(0, |t| t.len());
-        let sd: usize = self
-            .structured_data
-            .elements
-            .iter()
-            .map(|e| {
-                e.id.len()
-                    + e.params
-                        .iter()
-                        .map(|p| p.name.len() + p.value.len() + 4)
-                        .sum::<usize>()
-            })
-            .sum();
-        let tags: usize = self.tags.iter().map(|t| t.len() + 3).sum();
-        let fields: usize = self.fields.keys().map(|k| k.len() + 16).sum();
-        96 + text(&self.hostname)
+        128 + text(&self.hostname)
             + text(&self.app_name)
             + text(&self.procid)
             + text(&self.msgid)
             + text(&self.message)
             + self.raw.as_ref().map_or(0, Bytes::len)
-            + sd
-            + tags
-            + fields
+            + 64 * (self.structured_data.elements.len() + self.tags.len() + self.fields.len())
     }
 }
 
 impl Serialize for Event {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("id", &self.content_id().to_hex())?;
+        let id = self.content_id().hex_bytes();
+        map.serialize_entry("id", std::str::from_utf8(&id).unwrap_or_default())?;
         map.serialize_entry("received_at", &self.received_at)?;
         map.serialize_entry("timestamp", &self.timestamp)?;
         map.serialize_entry("facility", &self.facility)?;

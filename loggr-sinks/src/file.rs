@@ -17,6 +17,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use jiff::tz::TimeZone;
 use loggr_core::{async_trait, BoxError, BuildContext, Event, Sink, SinkConfig, SinkError};
 
 /// When to force written data to disk.
@@ -30,6 +31,18 @@ pub enum Fsync {
     Never,
 }
 
+/// How events are written, one per line.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LineFormat {
+    /// loggr's canonical event JSON (every field kept; readable back).
+    #[default]
+    Json,
+    /// rsyslog's `RSYSLOG_FileFormat`: `TIMESTAMP HOST app[pid]: MSG`, in UTC (what
+    /// `/var/log/syslog` readers expect; tags, fields and structured data are not written).
+    Rsyslog,
+}
+
 /// Configuration of the `file` sink.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +52,20 @@ pub struct FileSinkConfig {
     /// `always` (default) or `never`.
     #[serde(default)]
     pub fsync: Fsync,
+    /// `json` (default) or `rsyslog`.
+    #[serde(default)]
+    pub format: LineFormat,
+}
+
+impl FileSinkConfig {
+    /// JSON lines appended to `path`, fsynced before each acknowledgement.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        FileSinkConfig {
+            path: path.into(),
+            fsync: Fsync::Always,
+            format: LineFormat::Json,
+        }
+    }
 }
 
 /// Appends JSON lines to a file.
@@ -79,7 +106,16 @@ impl FileSink {
 impl Sink for FileSink {
     async fn write(&mut self, events: &[Event]) -> Result<(), SinkError> {
         self.buffer.clear();
-        crate::write_json_lines(events, &mut self.buffer)?;
+        match self.config.format {
+            LineFormat::Json => crate::write_json_lines(events, &mut self.buffer)?,
+            LineFormat::Rsyslog => {
+                for event in events {
+                    let line = loggr_core::syslog::serialize::rsyslog_file(event, &TimeZone::UTC);
+                    self.buffer.extend_from_slice(line.as_bytes());
+                    self.buffer.push(b'\n');
+                }
+            }
+        }
         let file = match self.file.take() {
             Some(file) => file,
             None => self.open()?,

@@ -5,7 +5,7 @@
 //!
 //! | type | what | durability |
 //! | --- | --- | --- |
-//! | `file` | JSON lines appended to a file | `fsync = "always"` (default): data synced to disk before `Ok` |
+//! | `file` | JSON lines (or rsyslog's file format) appended to a file | `fsync = "always"` (default): data synced to disk before `Ok` |
 //! | `stdout` | JSON lines on standard output | written and flushed to the pipe |
 //! | `null` | counts and forgets | none |
 //!
@@ -16,7 +16,7 @@
 pub mod file;
 pub mod stdout;
 
-pub use file::{FileSink, FileSinkConfig, Fsync};
+pub use file::{FileSink, FileSinkConfig, Fsync, LineFormat};
 pub use stdout::{StdoutSink, StdoutSinkConfig};
 
 /// Keeps this crate's plugin registrations in the final binary.

@@ -2,7 +2,7 @@
 //! disk as a transient error instead of panicking or acknowledging.
 
 use loggr_core::{Event, Facility, Sink};
-use loggr_sinks::{FileSink, FileSinkConfig, Fsync};
+use loggr_sinks::{FileSink, FileSinkConfig, Fsync, LineFormat};
 
 #[tokio::test]
 async fn events_round_trip_through_the_file() {
@@ -11,6 +11,7 @@ async fn events_round_trip_through_the_file() {
     let mut sink = FileSink::new(FileSinkConfig {
         path: path.clone(),
         fsync: Fsync::Always,
+        format: LineFormat::Json,
     });
     let mut first = Event::new("first");
     first.facility = Facility::Local3;
@@ -38,6 +39,7 @@ async fn a_full_disk_is_a_transient_error() {
     let mut sink = FileSink::new(FileSinkConfig {
         path: "/dev/full".into(),
         fsync: Fsync::Never,
+        format: LineFormat::Json,
     });
     let error = sink.write(&[Event::new("x")]).await.unwrap_err();
     assert!(error.is_transient(), "{error}");
@@ -53,6 +55,29 @@ async fn an_unwritable_path_is_an_error_not_a_panic() {
     let mut sink = FileSink::new(FileSinkConfig {
         path: blocker.join("events.jsonl"),
         fsync: Fsync::Always,
+        format: LineFormat::Json,
     });
     assert!(sink.write(&[Event::new("x")]).await.is_err());
+}
+
+#[tokio::test]
+async fn the_rsyslog_line_format_writes_rsyslog_file_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("messages");
+    let config = FileSinkConfig {
+        format: LineFormat::Rsyslog,
+        ..FileSinkConfig::new(&path)
+    };
+    let mut sink = FileSink::new(config);
+    let mut event = Event::new("Accepted publickey for alice");
+    event.timestamp = Some("2026-11-21T09:59:59.5Z".parse().unwrap());
+    event.hostname = Some("web1".into());
+    event.app_name = Some("sshd".into());
+    event.procid = Some("812".into());
+    sink.write(std::slice::from_ref(&event)).await.unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(
+        text,
+        "2026-11-21T09:59:59.500000+00:00 web1 sshd[812]: Accepted publickey for alice\n"
+    );
 }
