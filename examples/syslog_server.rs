@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use clap::Parser as _;
 use loggr::core::config::PipelineConfig;
-use loggr::sinks::{FileSink, FileSinkConfig, LineFormat, StdoutSink};
+use loggr::sinks::{FileSink, FileSinkConfig, Fsync, LineFormat, StdoutSink};
 use loggr::sources::{
     InputFormat, RelpConfig, RelpSource, TcpConfig, TcpSource, UdpConfig, UdpSource,
 };
@@ -45,6 +45,10 @@ struct Args {
     /// Line format of --out: json (loggr's events, every field) or rsyslog (RSYSLOG_FileFormat).
     #[arg(long, value_parser = parse_line_format, default_value = "json")]
     out_format: LineFormat,
+    /// When --out is fdatasync'ed: always (before every acknowledgement: survives power loss)
+    /// or never (the OS decides: survives a crash of loggr only).
+    #[arg(long, value_parser = parse_fsync, default_value = "always")]
+    out_fsync: Fsync,
     /// RELP: outstanding transactions per session (more lets a sender pipeline more messages
     /// into each fsync).
     #[arg(long, default_value_t = 128)]
@@ -116,5 +120,13 @@ fn parse_line_format(name: &str) -> Result<LineFormat, String> {
         "json" => Ok(LineFormat::Json),
         "rsyslog" => Ok(LineFormat::Rsyslog),
         other => Err(format!("unknown line format `{other}` (json or rsyslog)")),
+    }
+}
+
+fn parse_fsync(name: &str) -> Result<Fsync, String> {
+    match name {
+        "always" => Ok(Fsync::Always),
+        "never" => Ok(Fsync::Never),
+        other => Err(format!("unknown fsync policy `{other}` (always or never)")),
     }
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Ingest speed, side by side in one run: a private rsyslogd (imptcp and imrelp → omfile with
-# RSYSLOG_FileFormat) and loggr's syslog_server (--tcp and --relp → a file in the same format,
-# fdatasync before every acknowledgement; then again writing loggr's full JSON events), all
+# RSYSLOG_FileFormat, no fsync) and loggr's syslog_server (--tcp and --relp → a file in the same
+# format, with fdatasync before every acknowledgement and without; then writing loggr's full
+# JSON events with fdatasync), all
 # driven by the same loggen load, every message verified by `loggen check`.
 #
 #   bash scripts/bench-ingest.sh [COUNT] [SIZE] [CONNECTIONS]     (defaults 1000000 200 2)
@@ -24,7 +25,6 @@ trap cleanup EXIT
 TICKS=$(getconf CLK_TCK)
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-lines_in() { if [ -f "$1" ]; then wc -l < "$1"; else echo 0; fi; }
 wait_port() {
   for _ in $(seq 200); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
@@ -42,14 +42,28 @@ measure() {
   start=$(date +%s.%N)
   "$BIN/loggen" send --target "127.0.0.1:$port" --transport "$transport" --framing octet \
     --count "$COUNT" --size "$SIZE" --connections "$CONNECTIONS" --run-id "$run" >/dev/null 2>&1
-  while [ "$(lines_in "$file")" -lt "$COUNT" ]; do sleep 0.05; done
-  end=$(date +%s.%N)
+  # Done when the file holds every line. Reading a growing file over and over would steal
+  # the CPU being measured, so watch its size and count lines only once it stops growing;
+  # the end time is when it last grew.
+  local size last=-1 changed
+  changed=$(date +%s.%N)
+  while :; do
+    size=$(stat -c %s "$file" 2>/dev/null || echo 0)
+    if [ "$size" != "$last" ]; then
+      last=$size; changed=$(date +%s.%N); sleep 0.01; continue
+    fi
+    if awk -v c="$changed" -v n="$(date +%s.%N)" 'BEGIN { exit !(n - c > 0.3) }'; then
+      [ "$(wc -l < "$file")" -ge "$COUNT" ] && break
+    fi
+    sleep 0.01
+  done
+  end=$changed
   after=$(cpu_ticks "$pid")
   verdict=$("$BIN/loggen" check --file "$file" --count "$COUNT" --run-id "$run" || true)
   awk -v n="$COUNT" -v s="$start" -v e="$end" -v c=$((after - before)) -v t="$TICKS" \
       -v name="$name" -v tr="$transport" -v v="$verdict" 'BEGIN {
     cpu = c / t; if (cpu <= 0) cpu = 1 / t;
-    printf "| %-13s | %-4s | %9.0f | %10.0f | %6.2f | %s |\n", name, tr, n / (e - s), n / cpu, e - s, v }'
+    printf "| %-20s | %-4s | %9.0f | %10.0f | %6.2f | %s |\n", name, tr, n / (e - s), n / cpu, e - s, v }'
 }
 
 echo "| receiver | transport | msgs/s | msgs/CPU-s | seconds | loggen check |"
@@ -73,11 +87,13 @@ CONF
   measure rsyslog "$RS" "$port_rs" "$transport" "$D/rs-$transport/out.log"
   kill "$RS"; wait "$RS" 2>/dev/null || true
 
-  for format in rsyslog json; do
+  for variant in rsyslog:always rsyslog:never json:always; do
+    format=${variant%%:*}; fsync=${variant##*:}
+    out="$D/loggr-$transport-$format-$fsync.out"
     RUST_LOG=warn "$BIN/syslog_server" --tcp 127.0.0.1:22514 --relp 127.0.0.1:22515 --relp-window 1024 \
-      --out "$D/loggr-$transport-$format.out" --out-format "$format" & LG=$!; PIDS+=("$LG")
+      --out "$out" --out-format "$format" --out-fsync "$fsync" & LG=$!; PIDS+=("$LG")
     wait_port "$port_lg"
-    measure "loggr/$format" "$LG" "$port_lg" "$transport" "$D/loggr-$transport-$format.out"
+    measure "loggr/$format/$fsync" "$LG" "$port_lg" "$transport" "$out"
     kill "$LG"; wait "$LG" 2>/dev/null || true
   done
 done

@@ -60,8 +60,7 @@ pub type Text = bytestring::ByteString;
 /// The set of tags attached to an event (kept sorted).
 pub type Tags = BTreeSet<Text>;
 
-/// Named values attached to an event: pyloggr's custom fields, BuzzSaw's `extra_info`.
-pub type Fields = BTreeMap<Text, Value>;
+pub use crate::fields::Fields;
 
 /// A field value.
 #[derive(Clone, Debug, PartialEq)]
@@ -799,7 +798,7 @@ impl<'de> Deserialize<'de> for Event {
 
 const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-fn base64_encode(bytes: &[u8]) -> String {
+pub(crate) fn base64_encode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
         let b = [

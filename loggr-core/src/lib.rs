@@ -57,8 +57,10 @@
 pub mod ack;
 pub mod codec;
 pub mod config;
+pub mod encode;
 pub mod envelope;
 pub mod event;
+pub mod fields;
 pub mod filter;
 pub mod metrics;
 pub mod parser;

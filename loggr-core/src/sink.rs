@@ -4,7 +4,6 @@
 //! linger, timeouts, retries with backoff, isolating a poison event, committing or failing the
 //! tokens) is the runner's job, the same for every sink.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -128,9 +127,10 @@ pub trait Sink: Send + 'static {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct BatchConfig {
-    /// Most events in one write.
+    /// Most events in one write (default 10,000: batches fill by themselves under load, and
+    /// large ones amortise each commit or fsync).
     pub max_events: usize,
-    /// Most bytes (estimated) in one write.
+    /// Most bytes (estimated) in one write (default 8 MiB).
     pub max_bytes: usize,
     /// How long to wait for more events before writing a batch that is not full. `0` (the
     /// default) writes whatever is ready at once: under load, batches fill up by themselves
@@ -201,22 +201,24 @@ pub(crate) struct SinkRunner {
 
 impl SinkRunner {
     pub(crate) async fn run(mut self, mut input: mpsc::Receiver<Batch>) {
-        let mut pending: VecDeque<crate::Envelope> = VecDeque::new();
+        // The rest of the last batch received: events move from it straight into the write.
+        let mut leftover: std::vec::IntoIter<crate::Envelope> = Vec::new().into_iter();
         let max_events = self.options.batch.max_events.max(1);
         let max_bytes = self.options.batch.max_bytes.max(1);
         loop {
-            if pending.is_empty() {
+            if leftover.len() == 0 {
                 match input.recv().await {
-                    Some(batch) => pending.extend(batch),
+                    Some(batch) => leftover = batch.into_iter(),
                     None => break,
                 }
             }
-            let mut events = Vec::with_capacity(pending.len().min(max_events));
-            let mut tokens = Vec::with_capacity(pending.len().min(max_events));
+            let capacity = leftover.len().min(max_events);
+            let mut events = Vec::with_capacity(capacity);
+            let mut tokens = Vec::with_capacity(capacity);
             let mut bytes = 0usize;
             let deadline = tokio::time::Instant::now() + self.options.batch.linger;
             'fill: loop {
-                while let Some(envelope) = pending.pop_front() {
+                for envelope in leftover.by_ref() {
                     bytes += envelope.event.estimated_size();
                     events.push(envelope.event);
                     tokens.push(envelope.ack);
@@ -225,7 +227,7 @@ impl SinkRunner {
                     }
                 }
                 match input.try_recv() {
-                    Ok(batch) => pending.extend(batch),
+                    Ok(batch) => leftover = batch.into_iter(),
                     Err(mpsc::error::TryRecvError::Disconnected) => break 'fill,
                     Err(mpsc::error::TryRecvError::Empty) => {
                         if self.options.batch.linger.is_zero() {
@@ -233,7 +235,7 @@ impl SinkRunner {
                         }
                         tokio::select! {
                             batch = input.recv() => match batch {
-                                Some(batch) => pending.extend(batch),
+                                Some(batch) => leftover = batch.into_iter(),
                                 None => break 'fill,
                             },
                             () = tokio::time::sleep_until(deadline) => break 'fill,

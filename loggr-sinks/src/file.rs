@@ -17,7 +17,6 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use jiff::tz::TimeZone;
 use loggr_core::{async_trait, BoxError, BuildContext, Event, Sink, SinkConfig, SinkError};
 
 /// When to force written data to disk.
@@ -107,11 +106,10 @@ impl Sink for FileSink {
     async fn write(&mut self, events: &[Event]) -> Result<(), SinkError> {
         self.buffer.clear();
         match self.config.format {
-            LineFormat::Json => crate::write_json_lines(events, &mut self.buffer)?,
+            LineFormat::Json => crate::write_json_lines(events, &mut self.buffer),
             LineFormat::Rsyslog => {
                 for event in events {
-                    let line = loggr_core::syslog::serialize::rsyslog_file(event, &TimeZone::UTC);
-                    self.buffer.extend_from_slice(line.as_bytes());
+                    loggr_core::encode::rsyslog_line(&mut self.buffer, event);
                     self.buffer.push(b'\n');
                 }
             }

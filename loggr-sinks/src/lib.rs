@@ -27,15 +27,9 @@ pub fn link() {
 }
 
 /// Appends the canonical JSON form of each event, one per line, to `out`.
-pub fn write_json_lines(
-    events: &[loggr_core::Event],
-    out: &mut Vec<u8>,
-) -> Result<(), loggr_core::SinkError> {
+pub fn write_json_lines(events: &[loggr_core::Event], out: &mut Vec<u8>) {
     for event in events {
-        serde_json::to_writer(&mut *out, event).map_err(|error| {
-            loggr_core::SinkError::permanent(format!("event cannot be encoded as JSON: {error}"))
-        })?;
+        loggr_core::encode::json(out, event);
         out.push(b'\n');
     }
-    Ok(())
 }

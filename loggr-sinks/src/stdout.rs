@@ -44,7 +44,7 @@ impl Default for StdoutSink {
 impl Sink for StdoutSink {
     async fn write(&mut self, events: &[Event]) -> Result<(), SinkError> {
         self.buffer.clear();
-        crate::write_json_lines(events, &mut self.buffer)?;
+        crate::write_json_lines(events, &mut self.buffer);
         self.out.write_all(&self.buffer).await?;
         self.out.flush().await?;
         Ok(())

@@ -103,22 +103,15 @@ pub fn rfc5424(event: &Event) -> String {
 }
 
 fn push_tag(out: &mut String, event: &Event) {
-    if let Some(app) = event.app_name.as_deref().filter(|a| !a.is_empty()) {
-        for ch in app.chars() {
-            out.push(if ch == ' ' || ch == '[' { '_' } else { ch });
-        }
-        if let Some(pid) = event.procid.as_deref().filter(|p| !p.is_empty()) {
-            let _ = write!(out, "[{}]", pid.replace([' ', ']'], "_"));
-        }
-        out.push_str(": ");
-    }
+    let mut bytes = Vec::with_capacity(32);
+    crate::encode::tag(&mut bytes, event);
+    out.push_str(&String::from_utf8_lossy(&bytes));
 }
 
 fn host_word(event: &Event) -> String {
-    match event.hostname.as_deref().filter(|h| !h.is_empty()) {
-        Some(host) => host.replace(' ', "_"),
-        None => "-".to_owned(),
-    }
+    let mut bytes = Vec::with_capacity(32);
+    crate::encode::host(&mut bytes, event);
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// The event as an RFC 3164 message: `<PRI>Mmm dd hh:mm:ss HOST app[pid]: MSG`, the time

@@ -19,6 +19,10 @@ pub fn extract(event: &mut Event) -> bool {
     };
     let text: &str = message;
     let trimmed = text.trim_end_matches([' ', '\r', '\n']);
+    // The common case, decided without a search: no `]` at the end, no suffix.
+    if !trimmed.ends_with(']') {
+        return false;
+    }
     let Some(open) = trimmed.rfind(OPEN) else {
         return false;
     };
