@@ -49,3 +49,23 @@ fn a_configured_pipeline_builds_with_bundled_plugins() {
         "{error}"
     );
 }
+
+#[test]
+fn the_example_configuration_builds() {
+    let registry = loggr::registry().unwrap();
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/config/syslog_server.toml");
+    let config = loggr::PipelineConfig::from_file(&path).unwrap();
+    assert_eq!(
+        config.metrics.as_ref().map(|m| m.address.port()),
+        Some(9464)
+    );
+    let pipeline = loggr::PipelineBuilder::from_config(config, &registry)
+        .unwrap()
+        .build()
+        .unwrap();
+    let shown = format!("{pipeline:?}");
+    for name in ["\"relp\"", "\"tcp\"", "\"udp\"", "\"archive\""] {
+        assert!(shown.contains(name), "{name} in {shown}");
+    }
+}

@@ -1,0 +1,141 @@
+//! The `syslog_server` daemon as an operator runs it: RELP acknowledgements mean "on disk",
+//! SIGTERM drains and exits cleanly, `/metrics` counts per listener.
+
+#![allow(clippy::unwrap_used)] // test helpers fail loudly by design
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use loggr::relp::{Client, ClientConfig};
+
+fn example(name: &str) -> std::path::PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "--example", name])
+        .status()
+        .unwrap();
+    assert!(status.success(), "building example {name}");
+    let deps = std::env::current_exe().unwrap();
+    deps.parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relp_acks_mean_stored_and_sigterm_drains_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.jsonl");
+    let (relp, metrics) = (free_port(), free_port());
+    let mut daemon = Command::new(example("syslog_server"))
+        .args([
+            "--relp",
+            &format!("127.0.0.1:{relp}"),
+            "--metrics",
+            &format!("127.0.0.1:{metrics}"),
+            "--out",
+        ])
+        .arg(&out)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_port(relp);
+    wait_port(metrics);
+
+    let mut client = Client::connect(&format!("127.0.0.1:{relp}"), ClientConfig::default())
+        .await
+        .unwrap();
+    for i in 0..1000 {
+        client
+            .send(format!("<134>1 2026-11-21T10:00:00Z host app - - - drain {i}").into())
+            .await
+            .unwrap();
+    }
+    client.flush().await.unwrap();
+    let stored = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(
+        stored.lines().count(),
+        1000,
+        "every acknowledged message is already in the file"
+    );
+
+    let text = reqwest_like_get(metrics, "/metrics").await;
+    let listener = format!("component=\"relp:127.0.0.1:{relp}\"");
+    assert!(
+        text.contains(&format!(
+            "loggr_events_delivered_total{{component_kind=\"source\",{listener}}} 1000"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "loggr_open_connections{{component_kind=\"source\",{listener}}} 1"
+        )),
+        "{text}"
+    );
+    assert_eq!(reqwest_like_get(metrics, "/healthz").await.trim_end(), "ok");
+
+    // SIGTERM with the session open: the daemon answers what is outstanding, sends
+    // serverclose and exits 0 well within its grace period.
+    let pid = daemon.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = daemon.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "syslog_server did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "clean exit: {status}");
+    let stats = client.stats();
+    assert_eq!(stats.acked, 1000);
+}
+
+/// A minimal HTTP GET (the tests need no HTTP client dependency for two requests).
+async fn reqwest_like_get(port: u16, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default()
+}
