@@ -249,6 +249,9 @@ pub struct PipelineConfig {
     /// `[[sinks]]`, each receiving every event.
     #[serde(default)]
     pub sinks: Vec<ComponentConfig>,
+    /// `[[packers]]`: each merges the events of the source its `source` key names.
+    #[serde(default)]
+    pub packers: Vec<ComponentConfig>,
     /// `[metrics]`: where a daemon serves Prometheus `/metrics` and `/healthz`.
     #[serde(default)]
     pub metrics: Option<MetricsOptions>,

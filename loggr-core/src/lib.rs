@@ -63,6 +63,7 @@ pub mod event;
 pub mod fields;
 pub mod filter;
 pub mod metrics;
+pub mod packer;
 pub mod parser;
 pub mod pipeline;
 pub mod registry;
@@ -81,10 +82,11 @@ pub use event::{
 };
 pub use filter::{Filter, FilterError, Verdict};
 pub use metrics::{ComponentMetrics, Metrics};
+pub use packer::{Packer, PackerCondition};
 pub use parser::{FailurePolicy, ParseContext, ParseError, Parser};
 pub use pipeline::{Pipeline, PipelineBuilder, PipelineError};
 pub use registry::{
-    BoxError, BuildContext, FilterConfig, Registry, RegistryError, SinkConfig, SourceConfig,
+    BoxError, BuildContext, FilterConfig, PackerConfig, Registry, RegistryError, SinkConfig, SourceConfig,
 };
 pub use sink::{BatchConfig, NullSink, RetryConfig, Sink, SinkError, SinkOptions};
 pub use source::{Closed, Emitter, Source, SourceContext, SourceError};

@@ -32,6 +32,7 @@ use crate::config::{ConfigError, PipelineConfig, PipelineOptions};
 use crate::envelope::{Batch, Envelope};
 use crate::filter::{apply_chain, Filter, Verdict, FILTER_FAILURE_TAG};
 use crate::metrics::{ComponentKind, ComponentMetrics, Metrics};
+use crate::packer::{Packer, PackerCondition};
 use crate::registry::{BuildContext, Registry};
 use crate::sink::{Sink, SinkOptions, SinkRunner};
 use crate::source::{Emitter, Source, SourceContext, SourceError};
@@ -79,11 +80,24 @@ pub struct PipelineBuilder {
     sources: Vec<(String, Box<dyn Source>)>,
     filters: Vec<Box<dyn Filter>>,
     sinks: Vec<(String, Box<dyn Sink>, SinkOptions)>,
+    packers: Vec<(String, Box<dyn Packer>, Option<PackerCondition>)>,
     options: PipelineOptions,
     metrics: Option<Arc<Metrics>>,
 }
 
 impl PipelineBuilder {
+    /// Puts a packer between the named source and the filters; `condition` selects the
+    /// events it applies to (`None`: all), the others pass straight through.
+    pub fn packer(
+        mut self,
+        source: impl Into<String>,
+        packer: Box<dyn Packer>,
+        condition: Option<PackerCondition>,
+    ) -> Self {
+        self.packers.push((source.into(), packer, condition));
+        self
+    }
+
     /// Adds a source.
     pub fn source(self, name: impl Into<String>, source: impl Source) -> Self {
         self.boxed_source(name, Box::new(source))
@@ -229,6 +243,25 @@ impl PipelineBuilder {
             let sink = plugin.build(&at, component.table, &cx(&name))?;
             builder = builder.boxed_sink(name, sink, options);
         }
+        for (index, mut component) in config.packers.into_iter().enumerate() {
+            let at = label("packers", index, &component);
+            let plugin = registry.packer(&component.type_name).ok_or_else(|| {
+                unknown(at.clone(), "packer", &component.type_name, registry.packer_types().collect())
+            })?;
+            let source = match component.table.remove("source") {
+                Some(toml::Value::String(source)) => source,
+                _ => {
+                    return Err(ConfigError::Field {
+                        component: at,
+                        field: "source".into(),
+                        message: "missing: the name of the source whose events this packer merges"
+                            .into(),
+                    })
+                }
+            };
+            let (packer, condition) = plugin.build(&at, component.table, &cx(&source))?;
+            builder = builder.packer(source, packer, condition);
+        }
         Ok(builder)
     }
 
@@ -276,6 +309,15 @@ impl PipelineBuilder {
                 }
             }
         }
+        let mut packed = HashSet::new();
+        for (source, _, _) in &self.packers {
+            if !self.sources.iter().any(|(name, _)| name == source) {
+                return Err(ConfigError::Invalid(format!("a packer names source `{source}`, which does not exist")));
+            }
+            if !packed.insert(source.as_str()) {
+                return Err(ConfigError::Invalid(format!("source `{source}` has two packers")));
+            }
+        }
         for (name, _, options) in &self.sinks {
             if options.batch.max_events == 0 || options.batch.max_bytes == 0 {
                 return Err(ConfigError::Invalid(format!(
@@ -287,6 +329,7 @@ impl PipelineBuilder {
             sources: self.sources,
             filters: self.filters,
             sinks: self.sinks,
+            packers: self.packers,
             options: self.options,
             metrics: self.metrics.unwrap_or_default(),
         })
@@ -298,6 +341,7 @@ pub struct Pipeline {
     sources: Vec<(String, Box<dyn Source>)>,
     filters: Vec<Box<dyn Filter>>,
     sinks: Vec<(String, Box<dyn Sink>, SinkOptions)>,
+    packers: Vec<(String, Box<dyn Packer>, Option<PackerCondition>)>,
     options: PipelineOptions,
     metrics: Arc<Metrics>,
 }
@@ -344,6 +388,7 @@ impl Pipeline {
             sources,
             filters,
             sinks,
+            mut packers,
             options,
             metrics,
         } = self;
@@ -402,10 +447,21 @@ impl Pipeline {
         };
 
         for (name, source) in sources {
-            let emitter = Emitter::new(
-                from_sources.clone(),
-                metrics.component(ComponentKind::Source, &name),
-            );
+            // A packed source emits into its packer's own queue; the packer feeds the pipeline.
+            let sender = match packers.iter().position(|(packed, _, _)| *packed == name) {
+                Some(at) => {
+                    let (_, packer, condition) = packers.swap_remove(at);
+                    let (sender, receiver) = mpsc::channel::<Batch>(capacity);
+                    let downstream = from_sources.clone();
+                    tasks.spawn(async move {
+                        crate::packer::run_packer_stage(packer, condition, receiver, downstream).await;
+                        TaskEnd::Done
+                    });
+                    sender
+                }
+                None => from_sources.clone(),
+            };
+            let emitter = Emitter::new(sender, metrics.component(ComponentKind::Source, &name));
             let cx =
                 SourceContext::new(name.as_str(), emitter, stop_sources.clone(), abort.clone());
             tasks.spawn(async move {

@@ -54,6 +54,7 @@ use serde::de::DeserializeOwned;
 use crate::config::{deserialize_component, ConfigError};
 use crate::filter::Filter;
 use crate::metrics::Metrics;
+use crate::packer::{Packer, PackerCondition};
 use crate::sink::Sink;
 use crate::source::Source;
 
@@ -89,6 +90,19 @@ pub trait FilterConfig: DeserializeOwned + 'static {
     fn build(self, cx: &BuildContext) -> Result<Box<dyn Filter>, BoxError>;
 }
 
+/// The configuration of a packer plugin (`[[packers]]`, each naming the `source` it packs).
+pub trait PackerConfig: DeserializeOwned + 'static {
+    /// Builds the packer and its condition (which events it applies to; `None`: all).
+    ///
+    /// # Errors
+    ///
+    /// Why the packer cannot be built (a bad pattern).
+    fn build(
+        self,
+        cx: &BuildContext,
+    ) -> Result<(Box<dyn Packer>, Option<PackerCondition>), BoxError>;
+}
+
 /// The configuration of a sink plugin.
 pub trait SinkConfig: DeserializeOwned + 'static {
     /// Builds the sink.
@@ -115,6 +129,15 @@ impl<C: SourceConfig> Build<Box<dyn Source>> for C {
 impl<C: FilterConfig> Build<Box<dyn Filter>> for C {
     fn build_product(self, cx: &BuildContext) -> Result<Box<dyn Filter>, BoxError> {
         FilterConfig::build(self, cx)
+    }
+}
+
+/// What a packer plugin builds.
+pub type BuiltPacker = (Box<dyn Packer>, Option<PackerCondition>);
+
+impl<C: PackerConfig> Build<BuiltPacker> for C {
+    fn build_product(self, cx: &BuildContext) -> Result<BuiltPacker, BoxError> {
+        PackerConfig::build(self, cx)
     }
 }
 
@@ -196,6 +219,7 @@ macro_rules! plugin_kind {
 plugin_kind!(SourcePlugin, SourceConfig, Box<dyn Source>, "source");
 plugin_kind!(FilterPlugin, FilterConfig, Box<dyn Filter>, "filter");
 plugin_kind!(SinkPlugin, SinkConfig, Box<dyn Sink>, "sink");
+plugin_kind!(PackerPlugin, PackerConfig, BuiltPacker, "packer");
 
 /// Registers a source configuration type under a name.
 #[macro_export]
@@ -223,6 +247,16 @@ macro_rules! register_sink {
     ($type_name:literal, $config:ty) => {
         $crate::inventory::submit! {
             $crate::registry::SinkPlugin::of::<$config>($type_name, module_path!())
+        }
+    };
+}
+
+/// Registers a packer configuration type under a name.
+#[macro_export]
+macro_rules! register_packer {
+    ($type_name:literal, $config:ty) => {
+        $crate::inventory::submit! {
+            $crate::registry::PackerPlugin::of::<$config>($type_name, module_path!())
         }
     };
 }
@@ -261,6 +295,7 @@ pub struct Registry {
     sources: BTreeMap<&'static str, &'static SourcePlugin>,
     filters: BTreeMap<&'static str, &'static FilterPlugin>,
     sinks: BTreeMap<&'static str, &'static SinkPlugin>,
+    packers: BTreeMap<&'static str, &'static PackerPlugin>,
 }
 
 fn insert<P>(
@@ -311,6 +346,9 @@ impl Registry {
             insert(&mut registry.sinks, "sink", plugin, plugin.type_name, |p| {
                 p.module
             })?;
+        }
+        for plugin in inventory::iter::<PackerPlugin> {
+            insert(&mut registry.packers, "packer", plugin, plugin.type_name, |p| p.module)?;
         }
         Ok(registry)
     }
@@ -392,6 +430,16 @@ impl Registry {
     /// A sink plugin by name.
     pub fn sink(&self, type_name: &str) -> Option<&'static SinkPlugin> {
         self.sinks.get(type_name).copied()
+    }
+
+    /// A packer plugin by name.
+    pub fn packer(&self, type_name: &str) -> Option<&'static PackerPlugin> {
+        self.packers.get(type_name).copied()
+    }
+
+    /// The registered packer types, sorted.
+    pub fn packer_types(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.packers.keys().copied()
     }
 
     /// The registered source types, sorted.

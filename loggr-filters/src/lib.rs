@@ -4,8 +4,15 @@
 //! packers that merge multi-line messages, user-agent parsing. Each filter implements
 //! [`loggr_core::Filter`] and registers itself by name with a serde configuration.
 //!
-//! (Filled by the filters issue; this crate currently has no filters.)
+//! | type | kind | what |
+//! | --- | --- | --- |
+//! | `merge_by_time` | packer | merges consecutive lines of one host, facility and app within a time window |
+//! | `merge_by_format` | packer | merges continuation lines into the last line that matched a start pattern, per host |
+
+pub mod packers;
 
 /// Keeps this crate's plugin registrations in the final binary.
 #[inline(never)]
-pub fn link() {}
+pub fn link() {
+    packers::link();
+}
