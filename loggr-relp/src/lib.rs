@@ -70,6 +70,8 @@
     doc = "- [`tls`]: rustls configuration and rsyslog's peer authentication modes."
 )]
 
+#[doc(hidden)]
+pub mod checks;
 pub mod client;
 pub mod codec;
 pub mod error;
