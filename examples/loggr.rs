@@ -51,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("sources: {}", join(registry.source_types().collect()));
         eprintln!("filters: {}", join(registry.filter_types().collect()));
         eprintln!("sinks:   {}", join(registry.sink_types().collect()));
+        eprintln!("packers: {}", join(registry.packer_types().collect()));
         return Ok(());
     }
     let config = match &args.config {
