@@ -9,10 +9,12 @@
 //! | `merge_by_time` | packer | merges consecutive lines of one host, facility and app within a time window |
 //! | `merge_by_format` | packer | merges continuation lines into the last line that matched a start pattern, per host |
 
+pub mod buzzsaw;
 pub mod packers;
 
 /// Keeps this crate's plugin registrations in the final binary.
 #[inline(never)]
 pub fn link() {
+    buzzsaw::link();
     packers::link();
 }
