@@ -10,11 +10,13 @@
 //! | `merge_by_format` | packer | merges continuation lines into the last line that matched a start pattern, per host |
 
 pub mod buzzsaw;
+pub mod grok;
 pub mod packers;
 
 /// Keeps this crate's plugin registrations in the final binary.
 #[inline(never)]
 pub fn link() {
     buzzsaw::link();
+    grok::link();
     packers::link();
 }
