@@ -152,11 +152,12 @@ pub fn session(data: &[u8]) {
     });
     // What the client sent, by txnr (only frames before any framing error were processed).
     let (sent, _) = decode_chunks(max, &[], payload);
-    let data_of: HashMap<u32, &Frame> = sent
-        .iter()
-        .filter(|f| f.command == Command::Syslog)
-        .map(|f| (f.txnr, f))
-        .collect();
+    // The first frame with each txnr: the server refuses a repeated txnr, so a later one with
+    // the same number is never the one an answer refers to.
+    let mut data_of: HashMap<u32, &Frame> = HashMap::new();
+    for frame in sent.iter().filter(|f| f.command == Command::Syslog) {
+        data_of.entry(frame.txnr).or_insert(frame);
+    }
     let (answers, error) = decode_chunks(usize::MAX >> 8, &[], &written);
     assert!(error.is_none(), "the server writes valid RELP: {error:?}");
     let mut last = 0u32;
