@@ -123,6 +123,19 @@ fn filter_calls_run_and_branch_on_success() {
 }
 
 #[test]
+fn grok_calls_take_patterns_positionally_and_keywords() {
+    let rules = r#"
+        if grok("%{IP:client} %{WORD:verb}", prefix="http_") { tags += "matched" }
+        else { tags += "no_match" }
+    "#;
+    let (_, out) = run(rules, event("nginx", "10.0.0.1 GET"));
+    assert!(out.has_tag("matched"), "{:?}", out.tags);
+    assert_eq!(out.field("http_client").unwrap().to_string(), "10.0.0.1");
+    let (_, out) = run(rules, event("nginx", "nothing here"));
+    assert!(out.has_tag("no_match"), "{:?}", out.tags);
+}
+
+#[test]
 fn severity_is_compared_by_name() {
     let mut e = event("app", "m");
     e.severity = Severity::Error;
