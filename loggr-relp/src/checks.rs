@@ -152,10 +152,11 @@ pub fn session(data: &[u8]) {
     });
     // What the client sent, by txnr (only frames before any framing error were processed).
     let (sent, _) = decode_chunks(max, &[], payload);
-    // The first frame with each txnr: the server refuses a repeated txnr, so a later one with
-    // the same number is never the one an answer refers to.
+    // The first frame with each txnr, whatever its command: the server ends the session at a
+    // repeated or skipped txnr, so a later frame with the same number is never the one an
+    // answer refers to.
     let mut data_of: HashMap<u32, &Frame> = HashMap::new();
-    for frame in sent.iter().filter(|f| f.command == Command::Syslog) {
+    for frame in &sent {
         data_of.entry(frame.txnr).or_insert(frame);
     }
     let (answers, error) = decode_chunks(usize::MAX >> 8, &[], &written);
@@ -171,7 +172,10 @@ pub fn session(data: &[u8]) {
             last = answer.txnr;
         }
         if answer.data.starts_with(b"200") {
-            if let Some(frame) = data_of.get(&answer.txnr) {
+            if let Some(frame) = data_of
+                .get(&answer.txnr)
+                .filter(|f| f.command == Command::Syslog)
+            {
                 assert!(
                     frame.data.first().is_some_and(|b| b % 2 == 0),
                     "200 for refused transaction {}",
