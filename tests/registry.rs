@@ -73,7 +73,10 @@ fn the_example_configuration_builds() {
 #[test]
 fn packers_are_configured_per_source() {
     let registry = loggr::registry().unwrap();
-    assert_eq!(registry.packer_types().collect::<Vec<_>>(), ["merge_by_format", "merge_by_time"]);
+    assert_eq!(
+        registry.packer_types().collect::<Vec<_>>(),
+        ["merge_by_format", "merge_by_time"]
+    );
     let build = |packers: &str| {
         let text = format!("[[sources]]\ntype = \"stdin\"\n[[sinks]]\ntype = \"null\"\n{packers}");
         let config = loggr::PipelineConfig::from_toml(&text).map_err(|e| e.to_string())?;
@@ -84,11 +87,24 @@ fn packers_are_configured_per_source() {
     };
     build("[[packers]]\ntype = \"merge_by_format\"\nsource = \"stdin\"\nstart_patterns = ['^\\d']\napp_name = \"^java$\"\n")
         .unwrap();
-    build("[[packers]]\ntype = \"merge_by_time\"\nsource = \"stdin\"\nwindow = \"250ms\"\n").unwrap();
+    build("[[packers]]\ntype = \"merge_by_time\"\nsource = \"stdin\"\nwindow = \"250ms\"\n")
+        .unwrap();
     let error = build("[[packers]]\ntype = \"merge_by_time\"\nsource = \"nope\"\n").unwrap_err();
-    assert_eq!(error, "invalid pipeline: a packer names source `nope`, which does not exist");
+    assert_eq!(
+        error,
+        "invalid pipeline: a packer names source `nope`, which does not exist"
+    );
     let error = build("[[packers]]\ntype = \"merge_by_time\"\n").unwrap_err();
-    assert!(error.starts_with("packers[0] (type `merge_by_time`): field `source`: missing"), "{error}");
-    let error = build("[[packers]]\ntype = \"merge_by_format\"\nsource = \"stdin\"\nstart_patterns = ['(']\n").unwrap_err();
-    assert!(error.contains("packers[0] (type `merge_by_format`): regex parse error"), "{error}");
+    assert!(
+        error.starts_with("packers[0] (type `merge_by_time`): field `source`: missing"),
+        "{error}"
+    );
+    let error = build(
+        "[[packers]]\ntype = \"merge_by_format\"\nsource = \"stdin\"\nstart_patterns = ['(']\n",
+    )
+    .unwrap_err();
+    assert!(
+        error.contains("packers[0] (type `merge_by_format`): regex parse error"),
+        "{error}"
+    );
 }

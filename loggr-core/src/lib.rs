@@ -86,7 +86,8 @@ pub use packer::{Packer, PackerCondition};
 pub use parser::{FailurePolicy, ParseContext, ParseError, Parser};
 pub use pipeline::{Pipeline, PipelineBuilder, PipelineError};
 pub use registry::{
-    BoxError, BuildContext, FilterConfig, PackerConfig, Registry, RegistryError, SinkConfig, SourceConfig,
+    BoxError, BuildContext, FilterConfig, PackerConfig, Registry, RegistryError, SinkConfig,
+    SourceConfig,
 };
 pub use sink::{BatchConfig, NullSink, RetryConfig, Sink, SinkError, SinkOptions};
 pub use source::{Closed, Emitter, Source, SourceContext, SourceError};

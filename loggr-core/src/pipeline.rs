@@ -246,7 +246,12 @@ impl PipelineBuilder {
         for (index, mut component) in config.packers.into_iter().enumerate() {
             let at = label("packers", index, &component);
             let plugin = registry.packer(&component.type_name).ok_or_else(|| {
-                unknown(at.clone(), "packer", &component.type_name, registry.packer_types().collect())
+                unknown(
+                    at.clone(),
+                    "packer",
+                    &component.type_name,
+                    registry.packer_types().collect(),
+                )
             })?;
             let source = match component.table.remove("source") {
                 Some(toml::Value::String(source)) => source,
@@ -312,10 +317,14 @@ impl PipelineBuilder {
         let mut packed = HashSet::new();
         for (source, _, _) in &self.packers {
             if !self.sources.iter().any(|(name, _)| name == source) {
-                return Err(ConfigError::Invalid(format!("a packer names source `{source}`, which does not exist")));
+                return Err(ConfigError::Invalid(format!(
+                    "a packer names source `{source}`, which does not exist"
+                )));
             }
             if !packed.insert(source.as_str()) {
-                return Err(ConfigError::Invalid(format!("source `{source}` has two packers")));
+                return Err(ConfigError::Invalid(format!(
+                    "source `{source}` has two packers"
+                )));
             }
         }
         for (name, _, options) in &self.sinks {
@@ -454,7 +463,8 @@ impl Pipeline {
                     let (sender, receiver) = mpsc::channel::<Batch>(capacity);
                     let downstream = from_sources.clone();
                     tasks.spawn(async move {
-                        crate::packer::run_packer_stage(packer, condition, receiver, downstream).await;
+                        crate::packer::run_packer_stage(packer, condition, receiver, downstream)
+                            .await;
                         TaskEnd::Done
                     });
                     sender

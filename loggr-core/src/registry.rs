@@ -348,7 +348,13 @@ impl Registry {
             })?;
         }
         for plugin in inventory::iter::<PackerPlugin> {
-            insert(&mut registry.packers, "packer", plugin, plugin.type_name, |p| p.module)?;
+            insert(
+                &mut registry.packers,
+                "packer",
+                plugin,
+                plugin.type_name,
+                |p| p.module,
+            )?;
         }
         Ok(registry)
     }

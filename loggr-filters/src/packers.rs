@@ -45,7 +45,9 @@ impl Condition {
         }
         Ok(Some(Box::new(move |event: &Event| {
             let matches = |regex: &Option<Regex>, text: &Option<Text>| {
-                regex.as_ref().is_none_or(|r| r.is_match(text.as_deref().unwrap_or("")))
+                regex
+                    .as_ref()
+                    .is_none_or(|r| r.is_match(text.as_deref().unwrap_or("")))
             };
             matches(&app, &event.app_name) && matches(&host, &event.hostname)
         })))
@@ -62,7 +64,11 @@ struct Group {
 
 impl Group {
     fn new(envelope: Envelope, now: Instant) -> Group {
-        Group { lines: vec![envelope], first: now, last: now }
+        Group {
+            lines: vec![envelope],
+            first: now,
+            last: now,
+        }
     }
 }
 
@@ -122,14 +128,21 @@ pub struct MergeByTime {
 impl MergeByTime {
     /// A packer with these limits.
     pub fn new(window: Duration, max_age: Duration) -> Self {
-        MergeByTime { window: Window { window, max_age }, groups: HashMap::new() }
+        MergeByTime {
+            window: Window { window, max_age },
+            groups: HashMap::new(),
+        }
     }
 }
 
 impl Packer for MergeByTime {
     fn push(&mut self, envelope: Envelope, now: Instant) -> Vec<Envelope> {
         let event = &envelope.event;
-        let key = (event.hostname.clone(), event.facility, event.app_name.clone());
+        let key = (
+            event.hostname.clone(),
+            event.facility,
+            event.app_name.clone(),
+        );
         let window = self.window;
         match self.groups.get_mut(&key) {
             Some(group) if now < window.due(group.first, group.last) => {
@@ -139,7 +152,10 @@ impl Packer for MergeByTime {
             }
             _ => {
                 let previous = self.groups.insert(key, Group::new(envelope, now));
-                previous.and_then(|group| merge(group.lines)).into_iter().collect()
+                previous
+                    .and_then(|group| merge(group.lines))
+                    .into_iter()
+                    .collect()
             }
         }
     }
@@ -150,7 +166,10 @@ impl Packer for MergeByTime {
     }
 
     fn next_due(&self) -> Option<Instant> {
-        self.groups.values().map(|g| self.window.due(g.first, g.last)).min()
+        self.groups
+            .values()
+            .map(|g| self.window.due(g.first, g.last))
+            .min()
     }
 
     fn release_all(&mut self) -> Vec<Envelope> {
@@ -188,7 +207,11 @@ impl MergeByFormat {
     ///
     /// A pattern that is not a valid regex.
     pub fn new(start_patterns: &[String], max_age: Duration) -> Result<Self, regex::Error> {
-        Ok(MergeByFormat { starts: RegexSet::new(start_patterns)?, max_age, groups: HashMap::new() })
+        Ok(MergeByFormat {
+            starts: RegexSet::new(start_patterns)?,
+            max_age,
+            groups: HashMap::new(),
+        })
     }
 }
 
@@ -204,7 +227,10 @@ impl Packer for MergeByFormat {
             }
             _ => {
                 let previous = self.groups.insert(key, Group::new(envelope, now));
-                previous.and_then(|group| merge(group.lines)).into_iter().collect()
+                previous
+                    .and_then(|group| merge(group.lines))
+                    .into_iter()
+                    .collect()
             }
         }
     }
@@ -224,13 +250,22 @@ impl Packer for MergeByFormat {
 }
 
 impl PackerConfig for MergeByTimeConfig {
-    fn build(self, _cx: &BuildContext) -> Result<(Box<dyn Packer>, Option<PackerCondition>), BoxError> {
-        Ok((Box::new(MergeByTime::new(self.window, self.max_age)), self.condition.build()?))
+    fn build(
+        self,
+        _cx: &BuildContext,
+    ) -> Result<(Box<dyn Packer>, Option<PackerCondition>), BoxError> {
+        Ok((
+            Box::new(MergeByTime::new(self.window, self.max_age)),
+            self.condition.build()?,
+        ))
     }
 }
 
 impl PackerConfig for MergeByFormatConfig {
-    fn build(self, _cx: &BuildContext) -> Result<(Box<dyn Packer>, Option<PackerCondition>), BoxError> {
+    fn build(
+        self,
+        _cx: &BuildContext,
+    ) -> Result<(Box<dyn Packer>, Option<PackerCondition>), BoxError> {
         let packer = MergeByFormat::new(&self.start_patterns, self.max_age)?;
         Ok((Box::new(packer), self.condition.build()?))
     }

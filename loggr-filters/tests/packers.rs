@@ -31,7 +31,13 @@ fn java_trace() -> Vec<Event> {
 }
 
 fn by_format() -> Box<dyn Packer> {
-    Box::new(MergeByFormat::new(&[r"^\d{4}-\d{2}-\d{2} ".to_owned()], Duration::from_millis(300)).unwrap())
+    Box::new(
+        MergeByFormat::new(
+            &[r"^\d{4}-\d{2}-\d{2} ".to_owned()],
+            Duration::from_millis(300),
+        )
+        .unwrap(),
+    )
 }
 
 #[tokio::test]
@@ -54,8 +60,15 @@ async fn merge_by_format_rebuilds_a_stack_trace_and_acks_every_line() {
         "2026-11-21 10:00:00 ERROR request failed\njava.lang.NullPointerException: boom\n\tat com.example.Foo.bar(Foo.java:42)"
     );
     assert!(events[0].has_tag("_merged"));
-    assert_eq!(events[1].message_str(), "2026-11-21 10:00:01 INFO next request");
-    assert_eq!(outcomes.get(), vec![Some(Outcome::Delivered); 4], "one ack per original line");
+    assert_eq!(
+        events[1].message_str(),
+        "2026-11-21 10:00:01 INFO next request"
+    );
+    assert_eq!(
+        outcomes.get(),
+        vec![Some(Outcome::Delivered); 4],
+        "one ack per original line"
+    );
 }
 
 #[tokio::test]
@@ -63,7 +76,10 @@ async fn lines_of_a_merged_event_are_not_acked_before_its_commit_and_retried_on_
     let (source, outcomes) = MemorySource::new(java_trace(), 1);
     let (sink, mut controller) = ControlledSink::new();
     let options = SinkOptions {
-        retry: RetryConfig { max_attempts: Some(1), ..RetryConfig::default() },
+        retry: RetryConfig {
+            max_attempts: Some(1),
+            ..RetryConfig::default()
+        },
         ..SinkOptions::default()
     };
     let run = tokio::spawn(
@@ -79,11 +95,18 @@ async fn lines_of_a_merged_event_are_not_acked_before_its_commit_and_retried_on_
     while written < 2 {
         let write = controller.next_write().await.unwrap();
         written += write.events.len();
-        assert!(outcomes.get().is_empty(), "nothing acknowledged before the commit");
+        assert!(
+            outcomes.get().is_empty(),
+            "nothing acknowledged before the commit"
+        );
         write.fail(SinkError::transient("database down"));
     }
     run.await.unwrap().unwrap();
-    assert_eq!(outcomes.get(), vec![Some(Outcome::Retry); 4], "every original line is resent");
+    assert_eq!(
+        outcomes.get(),
+        vec![Some(Outcome::Retry); 4],
+        "every original line is resent"
+    );
 }
 
 #[tokio::test]
@@ -92,7 +115,8 @@ async fn a_condition_limits_the_packer_to_matching_events() {
     events.insert(2, line("app1", "nginx", "GET / 200"));
     let (source, outcomes) = MemorySource::new(events, 1);
     let sink = CollectingSink::new();
-    let only_java: loggr_core::PackerCondition = Box::new(|e: &Event| e.app_name.as_deref() == Some("java"));
+    let only_java: loggr_core::PackerCondition =
+        Box::new(|e: &Event| e.app_name.as_deref() == Some("java"));
     Pipeline::builder()
         .source("mixed", source)
         .packer("mixed", by_format(), Some(only_java))
@@ -102,9 +126,21 @@ async fn a_condition_limits_the_packer_to_matching_events() {
         .run(CancellationToken::new())
         .await
         .unwrap();
-    let messages: Vec<String> = sink.events().iter().map(|e| e.message_str().to_owned()).collect();
-    assert!(messages.contains(&"GET / 200".to_owned()), "passed through untouched: {messages:?}");
-    assert!(messages.iter().any(|m| m.ends_with("Foo.java:42)") && m.contains("boom")), "{messages:?}");
+    let messages: Vec<String> = sink
+        .events()
+        .iter()
+        .map(|e| e.message_str().to_owned())
+        .collect();
+    assert!(
+        messages.contains(&"GET / 200".to_owned()),
+        "passed through untouched: {messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.ends_with("Foo.java:42)") && m.contains("boom")),
+        "{messages:?}"
+    );
     assert_eq!(messages.len(), 3);
     assert!(outcomes.all_delivered());
 }
@@ -120,7 +156,11 @@ fn merge_by_time_groups_by_host_facility_and_app_within_the_window() {
     released.extend(packer.push(Envelope::detached(line("h", "db", "FROM t")), at(300)));
     released.extend(packer.push(Envelope::detached(line("h", "db", "WHERE x")), at(700)));
     assert!(released.is_empty(), "still within the windows");
-    assert_eq!(packer.next_due(), Some(at(600)), "web's window closes first");
+    assert_eq!(
+        packer.next_due(),
+        Some(at(600)),
+        "web's window closes first"
+    );
     released.extend(packer.release_due(at(650)));
     assert_eq!(released.len(), 1);
     assert_eq!(released[0].event.message_str(), "unrelated");
@@ -136,7 +176,10 @@ fn merge_by_time_never_holds_a_message_past_max_age() {
     let mut packer = MergeByTime::new(Duration::from_millis(500), Duration::from_secs(1));
     let t0 = Instant::now();
     for ms in (0..1500).step_by(200) {
-        let released = packer.push(Envelope::detached(line("h", "app", "tick")), t0 + Duration::from_millis(ms));
+        let released = packer.push(
+            Envelope::detached(line("h", "app", "tick")),
+            t0 + Duration::from_millis(ms),
+        );
         if ms == 1000 {
             assert_eq!(released.len(), 1, "the first message closed at max_age");
             assert_eq!(released[0].event.message_str().lines().count(), 5);
@@ -152,9 +195,16 @@ fn the_most_severe_severity_and_all_structured_data_survive_the_merge() {
     let mut second = line("h", "app", "two");
     second.severity = loggr_core::Severity::Critical;
     second.structured_data.push("b@1", "k", "w");
-    let merged = loggr_core::packer::merge(vec![Envelope::detached(first.clone()), Envelope::detached(second)]).unwrap();
+    let merged = loggr_core::packer::merge(vec![
+        Envelope::detached(first.clone()),
+        Envelope::detached(second),
+    ])
+    .unwrap();
     assert_eq!(merged.event.severity, loggr_core::Severity::Critical);
-    assert!(merged.event.structured_data.get("a@1").is_some() && merged.event.structured_data.get("b@1").is_some());
+    assert!(
+        merged.event.structured_data.get("a@1").is_some()
+            && merged.event.structured_data.get("b@1").is_some()
+    );
     assert_ne!(merged.event.content_id(), first.content_id(), "a new id");
 }
 
@@ -162,5 +212,8 @@ fn the_most_severe_severity_and_all_structured_data_survive_the_merge() {
 fn packers_are_registered() {
     loggr_filters::link();
     let registry = loggr_core::Registry::from_inventory().unwrap();
-    assert_eq!(registry.packer_types().collect::<Vec<_>>(), ["merge_by_format", "merge_by_time"]);
+    assert_eq!(
+        registry.packer_types().collect::<Vec<_>>(),
+        ["merge_by_format", "merge_by_time"]
+    );
 }

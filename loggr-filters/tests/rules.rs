@@ -6,8 +6,16 @@ use loggr_core::{BuildContext, Event, Filter, FilterConfig, Metrics, Severity, V
 use loggr_filters::rules::RulesConfig;
 
 fn compile(rules: &str) -> Result<Box<dyn Filter>, String> {
-    let cx = BuildContext { name: "rules".into(), metrics: Metrics::new() };
-    RulesConfig { file: None, rules: Some(rules.to_owned()) }.build(&cx).map_err(|e| e.to_string())
+    let cx = BuildContext {
+        name: "rules".into(),
+        metrics: Metrics::new(),
+    };
+    RulesConfig {
+        file: None,
+        rules: Some(rules.to_owned()),
+    }
+    .build(&cx)
+    .map_err(|e| e.to_string())
 }
 
 fn event(app: &str, message: &str) -> Event {
@@ -54,7 +62,17 @@ fn comparisons_and_regexes() {
         if host == "web1" and program == "sshd" { tags += "aliases" }
     "#;
     let (_, out) = run(rules, e);
-    assert_eq!(tags(&out), ["aliases", "case_insensitive", "defaults", "missing_differs", "not_ok", "server_error"]);
+    assert_eq!(
+        tags(&out),
+        [
+            "aliases",
+            "case_insensitive",
+            "defaults",
+            "missing_differs",
+            "not_ok",
+            "server_error"
+        ]
+    );
 }
 
 #[test]
@@ -69,14 +87,20 @@ fn membership_and_boolean_logic_with_parentheses() {
         if ("x" in tags or "a" in tags) and not "f" notin fields { tags += "nested" }
         if not "a" in tags or "z" in tags { tags += "never" }
     "#;
-    assert_eq!(tags(&run(rules, e).1), ["a", "both", "logic", "nested", "no_b"]);
+    assert_eq!(
+        tags(&run(rules, e).1),
+        ["a", "both", "logic", "nested", "no_b"]
+    );
 }
 
 #[test]
 fn tags_are_added_and_removed() {
     let mut e = event("app", "m");
     e.add_tag("_grokparsefailure");
-    let (_, out) = run("tags += \"kept\"\ntags -= \"_grokparsefailure\"\ntags -= \"absent\"", e);
+    let (_, out) = run(
+        "tags += \"kept\"\ntags -= \"_grokparsefailure\"\ntags -= \"absent\"",
+        e,
+    );
     assert_eq!(tags(&out), ["kept"]);
 }
 
@@ -84,19 +108,31 @@ fn tags_are_added_and_removed() {
 fn fields_are_assigned_from_concatenations() {
     let mut e = event("nginx", "GET /");
     e.set_field("status", 503i64);
-    let (_, out) = run(r#"[summary] := hostname + ": " + app_name + " " + [status] + [missing] + " \"q\"""#, e);
-    assert_eq!(out.field("summary").unwrap().to_string(), "web1: nginx 503 \"q\"");
+    let (_, out) = run(
+        r#"[summary] := hostname + ": " + app_name + " " + [status] + [missing] + " \"q\"""#,
+        e,
+    );
+    assert_eq!(
+        out.field("summary").unwrap().to_string(),
+        "web1: nginx 503 \"q\""
+    );
 }
 
 #[test]
 fn drop_discards_and_stop_really_stops() {
     let (verdict, _) = run(r#"if app_name == "health" { drop }"#, event("health", "ok"));
     assert_eq!(verdict, Verdict::Discard);
-    let (verdict, out) = run("tags += \"before\"\nstop\ntags += \"after\"", event("x", "m"));
+    let (verdict, out) = run(
+        "tags += \"before\"\nstop\ntags += \"after\"",
+        event("x", "m"),
+    );
     assert_eq!(verdict, Verdict::Keep);
     assert_eq!(tags(&out), ["before"], "nothing after stop runs");
     // stop inside a block ends the whole rules, not only the block.
-    let (_, out) = run("if app_name == \"x\" { stop }\ntags += \"after\"", event("x", "m"));
+    let (_, out) = run(
+        "if app_name == \"x\" { stop }\ntags += \"after\"",
+        event("x", "m"),
+    );
     assert!(tags(&out).is_empty());
 }
 
@@ -117,7 +153,11 @@ fn filter_calls_run_and_branch_on_success() {
     assert!(out.has_tag("parsed"));
     let mut e = event("nginx", "GET /");
     e.set_field("agent", bot);
-    assert_eq!(run(rules, e).0, Verdict::Discard, "crawlers are tagged bot and dropped");
+    assert_eq!(
+        run(rules, e).0,
+        Verdict::Discard,
+        "crawlers are tagged bot and dropped"
+    );
     let (_, out) = run(rules, event("nginx", "no agent field"));
     assert!(out.has_tag("unparsed"));
 }
@@ -139,7 +179,9 @@ fn grok_calls_take_patterns_positionally_and_keywords() {
 fn severity_is_compared_by_name() {
     let mut e = event("app", "m");
     e.severity = Severity::Error;
-    assert!(run(r#"if severity == "err" { tags += "error" }"#, e).1.has_tag("error"));
+    assert!(run(r#"if severity == "err" { tags += "error" }"#, e)
+        .1
+        .has_tag("error"));
 }
 
 #[test]
@@ -161,7 +203,10 @@ fn meaning_errors_point_at_the_culprit() {
     assert!(error.contains("must be a string literal"), "{error}");
     let error = compile("nosuchfilter(x=\"1\")").unwrap_err();
     assert!(error.contains("unknown filter `nosuchfilter`"), "{error}");
-    assert!(error.contains("useragent"), "lists the known filters: {error}");
+    assert!(
+        error.contains("useragent"),
+        "lists the known filters: {error}"
+    );
     let error = compile("useragent(\"a\", \"b\")").unwrap_err();
     assert!(error.contains("keyword arguments only"), "{error}");
     let error = compile("rules(rules=\"if x\")").unwrap_err();
@@ -170,7 +215,10 @@ fn meaning_errors_point_at_the_culprit() {
 
 #[test]
 fn comments_and_blank_lines_are_ignored() {
-    let (_, out) = run("# a comment\n\n  tags += \"x\"  # trailing\n", event("a", "m"));
+    let (_, out) = run(
+        "# a comment\n\n  tags += \"x\"  # trailing\n",
+        event("a", "m"),
+    );
     assert_eq!(tags(&out), ["x"]);
 }
 
@@ -180,14 +228,35 @@ fn rules_load_from_a_file_and_a_missing_file_is_an_error() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("main.rules");
     std::fs::write(&path, "tags += \"from_file\"\n").unwrap();
-    let cx = BuildContext { name: "rules".into(), metrics: Metrics::new() };
-    let filter = RulesConfig { file: Some(path.clone()), rules: None }.build(&cx).unwrap();
+    let cx = BuildContext {
+        name: "rules".into(),
+        metrics: Metrics::new(),
+    };
+    let filter = RulesConfig {
+        file: Some(path.clone()),
+        rules: None,
+    }
+    .build(&cx)
+    .unwrap();
     let mut e = event("a", "m");
     filter.apply(&mut e).unwrap();
     assert!(e.has_tag("from_file"));
-    let error = RulesConfig { file: Some(dir.join("missing.rules")), rules: None }.build(&cx).unwrap_err();
-    assert!(error.to_string().starts_with("cannot read rules file"), "{error}");
-    let error = RulesConfig { file: None, rules: None }.build(&cx).unwrap_err();
+    let error = RulesConfig {
+        file: Some(dir.join("missing.rules")),
+        rules: None,
+    }
+    .build(&cx)
+    .unwrap_err();
+    assert!(
+        error.to_string().starts_with("cannot read rules file"),
+        "{error}"
+    );
+    let error = RulesConfig {
+        file: None,
+        rules: None,
+    }
+    .build(&cx)
+    .unwrap_err();
     assert_eq!(error.to_string(), "give exactly one of `file` and `rules`");
     std::fs::remove_dir_all(dir).unwrap();
 }

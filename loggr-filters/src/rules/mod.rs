@@ -123,9 +123,19 @@ enum Condition {
     Or(Vec<Condition>),
     And(Vec<Condition>),
     Not(Box<Condition>),
-    InTags { value: Text, negate: bool },
-    InFields { value: Text, negate: bool },
-    Compare { left: Operand, compare: Compare, right: Operand },
+    InTags {
+        value: Text,
+        negate: bool,
+    },
+    InFields {
+        value: Text,
+        negate: bool,
+    },
+    Compare {
+        left: Operand,
+        compare: Compare,
+        right: Operand,
+    },
 }
 
 /// A filter built from a call in the rules.
@@ -147,10 +157,17 @@ enum Test {
 
 #[derive(Debug)]
 enum Statement {
-    If { test: Test, then: Vec<Statement>, otherwise: Vec<Statement> },
+    If {
+        test: Test,
+        then: Vec<Statement>,
+        otherwise: Vec<Statement>,
+    },
     AddTag(Text),
     RemoveTag(Text),
-    Assign { field: Text, parts: Vec<Operand> },
+    Assign {
+        field: Text,
+        parts: Vec<Operand>,
+    },
     Drop,
     Stop,
     Call(Call),
@@ -222,14 +239,19 @@ fn attribute_of(text: &str) -> Attribute {
 impl Compiler<'_> {
     fn error(&self, pair: &Pair<'_, Rule>, message: impl Into<String>) -> RulesError {
         let error = PestError::<Rule>::new_from_span(
-            ErrorVariant::CustomError { message: message.into() },
+            ErrorVariant::CustomError {
+                message: message.into(),
+            },
             pair.as_span(),
         )
         .with_path(self.path);
         RulesError::Invalid(error.to_string())
     }
 
-    fn statements(&self, pairs: pest::iterators::Pairs<'_, Rule>) -> Result<Vec<Statement>, RulesError> {
+    fn statements(
+        &self,
+        pairs: pest::iterators::Pairs<'_, Rule>,
+    ) -> Result<Vec<Statement>, RulesError> {
         pairs
             .filter(|pair| pair.as_rule() == Rule::statement)
             .map(|pair| self.statement(pair))
@@ -246,13 +268,22 @@ impl Compiler<'_> {
                 let mut parts = inner.into_inner();
                 let add = parts.next().is_some_and(|op| op.as_str() == "+=");
                 let tag = Text::from(parts.next().map(string_of).unwrap_or_default());
-                Ok(if add { Statement::AddTag(tag) } else { Statement::RemoveTag(tag) })
+                Ok(if add {
+                    Statement::AddTag(tag)
+                } else {
+                    Statement::RemoveTag(tag)
+                })
             }
             Rule::assign => {
                 let mut parts = inner.into_inner();
                 let field = parts.next().map(field_of).unwrap_or_default();
-                let concat = parts.next().map(|c| c.into_inner().map(|o| self.operand(o)).collect());
-                Ok(Statement::Assign { field, parts: concat.unwrap_or_default() })
+                let concat = parts
+                    .next()
+                    .map(|c| c.into_inner().map(|o| self.operand(o)).collect());
+                Ok(Statement::Assign {
+                    field,
+                    parts: concat.unwrap_or_default(),
+                })
             }
             Rule::drop_stmt => Ok(Statement::Drop),
             Rule::stop_stmt => Ok(Statement::Stop),
@@ -277,11 +308,19 @@ impl Compiler<'_> {
             Some(block) => self.statements(block.into_inner())?,
             None => Vec::new(),
         };
-        Ok(Statement::If { test, then, otherwise })
+        Ok(Statement::If {
+            test,
+            then,
+            otherwise,
+        })
     }
 
     fn operand(&self, pair: Pair<'_, Rule>) -> Operand {
-        let inner = if pair.as_rule() == Rule::operand { pair.into_inner().next() } else { Some(pair) };
+        let inner = if pair.as_rule() == Rule::operand {
+            pair.into_inner().next()
+        } else {
+            Some(pair)
+        };
         match inner {
             Some(p) if p.as_rule() == Rule::string => Operand::Literal(Text::from(string_of(p))),
             Some(p) if p.as_rule() == Rule::field => Operand::Field(field_of(p)),
@@ -298,7 +337,11 @@ impl Compiler<'_> {
                     .filter(|p| p.as_rule() == Rule::disjunct)
                     .map(|p| self.condition(p))
                     .collect::<Result<_, _>>()?;
-                Ok(if parts.len() == 1 { parts.into_iter().next().unwrap_or(Condition::Or(vec![])) } else { Condition::Or(parts) })
+                Ok(if parts.len() == 1 {
+                    parts.into_iter().next().unwrap_or(Condition::Or(vec![]))
+                } else {
+                    Condition::Or(parts)
+                })
             }
             Rule::disjunct => {
                 let parts: Vec<Condition> = pair
@@ -306,13 +349,19 @@ impl Compiler<'_> {
                     .filter(|p| p.as_rule() == Rule::negated)
                     .map(|p| self.condition(p))
                     .collect::<Result<_, _>>()?;
-                Ok(if parts.len() == 1 { parts.into_iter().next().unwrap_or(Condition::And(vec![])) } else { Condition::And(parts) })
+                Ok(if parts.len() == 1 {
+                    parts.into_iter().next().unwrap_or(Condition::And(vec![]))
+                } else {
+                    Condition::And(parts)
+                })
             }
             Rule::negated => {
                 let mut parts = pair.into_inner();
                 match parts.next() {
                     Some(first) if first.as_rule() == Rule::not => {
-                        let inner = parts.next().ok_or_else(|| RulesError::Invalid("`not` without a condition".into()))?;
+                        let inner = parts.next().ok_or_else(|| {
+                            RulesError::Invalid("`not` without a condition".into())
+                        })?;
                         Ok(Condition::Not(Box::new(self.condition(inner)?)))
                     }
                     Some(atom) => self.condition(atom),
@@ -327,19 +376,31 @@ impl Compiler<'_> {
                 let mut parts = pair.into_inner();
                 let value = Text::from(parts.next().map(string_of).unwrap_or_default());
                 let negate = parts.next().is_some_and(|p| p.as_rule() == Rule::notin);
-                let in_fields = parts.next().is_some_and(|p| p.as_str().starts_with("fields"));
-                Ok(if in_fields { Condition::InFields { value, negate } } else { Condition::InTags { value, negate } })
+                let in_fields = parts
+                    .next()
+                    .is_some_and(|p| p.as_str().starts_with("fields"));
+                Ok(if in_fields {
+                    Condition::InFields { value, negate }
+                } else {
+                    Condition::InTags { value, negate }
+                })
             }
             Rule::comparison => {
                 let mut parts = pair.into_inner();
-                let (Some(left), Some(op), Some(right)) = (parts.next(), parts.next(), parts.next()) else {
+                let (Some(left), Some(op), Some(right)) =
+                    (parts.next(), parts.next(), parts.next())
+                else {
                     return Err(RulesError::Invalid("incomplete comparison".into()));
                 };
                 let compare = match op.as_str() {
                     "==" => Compare::Equal,
                     "!=" => Compare::NotEqual,
                     op_text => {
-                        let literal = right.clone().into_inner().next().filter(|p| p.as_rule() == Rule::string);
+                        let literal = right
+                            .clone()
+                            .into_inner()
+                            .next()
+                            .filter(|p| p.as_rule() == Rule::string);
                         let Some(literal) = literal else {
                             return Err(self.error(&right, format!("the right side of `{op_text}` must be a string literal (a regex)")));
                         };
@@ -347,11 +408,17 @@ impl Compiler<'_> {
                         let regex = RegexBuilder::new(&pattern)
                             .case_insensitive(op_text == "~*")
                             .build()
-                            .map_err(|error| self.error(&right, format!("invalid regex: {error}")))?;
+                            .map_err(|error| {
+                                self.error(&right, format!("invalid regex: {error}"))
+                            })?;
                         Compare::Matches(regex)
                     }
                 };
-                Ok(Condition::Compare { left: self.operand(left), compare, right: self.operand(right) })
+                Ok(Condition::Compare {
+                    left: self.operand(left),
+                    compare,
+                    right: self.operand(right),
+                })
             }
             _ => Err(self.error(&pair, "unexpected condition")),
         }
@@ -366,16 +433,26 @@ impl Compiler<'_> {
         let filter_name = name.as_str();
         let Some(plugin) = self.registry.filter(filter_name) else {
             let known: Vec<&str> = self.registry.filter_types().collect();
-            return Err(self.error(&name, format!("unknown filter `{filter_name}` (known: {})", known.join(", "))));
+            return Err(self.error(
+                &name,
+                format!(
+                    "unknown filter `{filter_name}` (known: {})",
+                    known.join(", ")
+                ),
+            ));
         };
         let mut table = toml::Table::new();
         let mut positional = Vec::new();
         for argument in parts {
-            let Some(inner) = argument.into_inner().next() else { continue };
+            let Some(inner) = argument.into_inner().next() else {
+                continue;
+            };
             match inner.as_rule() {
                 Rule::keyword => {
                     let mut kv = inner.into_inner();
-                    let (Some(key), Some(value)) = (kv.next(), kv.next()) else { continue };
+                    let (Some(key), Some(value)) = (kv.next(), kv.next()) else {
+                        continue;
+                    };
                     table.insert(key.as_str().to_owned(), value_of(value));
                 }
                 _ => positional.push((inner.clone(), value_of(inner))),
@@ -392,26 +469,35 @@ impl Compiler<'_> {
                 table.insert("source".into(), value);
             }
             (_, false) => {
-                return Err(self.error(&positional[0].0, format!("`{filter_name}` takes keyword arguments only (name = value)")));
+                return Err(self.error(
+                    &positional[0].0,
+                    format!("`{filter_name}` takes keyword arguments only (name = value)"),
+                ));
             }
         }
         let component = format!("{}:{}", self.path, whole.line_col().0);
-        let filter = plugin
-            .build(&component, table, self.cx)
-            .map_err(|error| self.error(&whole, format!("cannot build `{filter_name}`: {error}")))?;
+        let filter = plugin.build(&component, table, self.cx).map_err(|error| {
+            self.error(&whole, format!("cannot build `{filter_name}`: {error}"))
+        })?;
         Ok(Call { filter })
     }
 }
 
 /// A call argument as a configuration value (`[field]` becomes the field's name).
 fn value_of(pair: Pair<'_, Rule>) -> toml::Value {
-    let inner = if pair.as_rule() == Rule::value { pair.into_inner().next() } else { Some(pair) };
+    let inner = if pair.as_rule() == Rule::value {
+        pair.into_inner().next()
+    } else {
+        Some(pair)
+    };
     match inner {
         Some(p) if p.as_rule() == Rule::string => toml::Value::String(string_of(p)),
         Some(p) if p.as_rule() == Rule::field => toml::Value::String(field_of(p).to_string()),
-        Some(p) if p.as_rule() == Rule::list => {
-            toml::Value::Array(p.into_inner().map(|s| toml::Value::String(string_of(s))).collect())
-        }
+        Some(p) if p.as_rule() == Rule::list => toml::Value::Array(
+            p.into_inner()
+                .map(|s| toml::Value::String(string_of(s)))
+                .collect(),
+        ),
         _ => toml::Value::String(String::new()),
     }
 }
@@ -423,18 +509,31 @@ impl Rules {
     /// # Errors
     ///
     /// [`RulesError::Invalid`] with file, line, column and a caret.
-    pub fn compile(text: &str, path: &str, registry: &Registry, cx: &BuildContext) -> Result<Rules, RulesError> {
+    pub fn compile(
+        text: &str,
+        path: &str,
+        registry: &Registry,
+        cx: &BuildContext,
+    ) -> Result<Rules, RulesError> {
         let mut pairs = Grammar::parse(Rule::file, text)
             .map_err(|error| RulesError::Invalid(error.with_path(path).to_string()))?;
-        let file = pairs.next().ok_or_else(|| RulesError::Invalid("empty rules".into()))?;
+        let file = pairs
+            .next()
+            .ok_or_else(|| RulesError::Invalid("empty rules".into()))?;
         let compiler = Compiler { path, registry, cx };
-        Ok(Rules { statements: compiler.statements(file.into_inner())? })
+        Ok(Rules {
+            statements: compiler.statements(file.into_inner())?,
+        })
     }
 
     fn run(statements: &[Statement], event: &mut Event) -> Flow {
         for statement in statements {
             match statement {
-                Statement::If { test, then, otherwise } => {
+                Statement::If {
+                    test,
+                    then,
+                    otherwise,
+                } => {
                     let taken = match test {
                         Test::Call(call) => match run_call(call, event) {
                             CallOutcome::Dropped => return Flow::Drop,
@@ -525,7 +624,11 @@ fn holds(condition: &Condition, event: &Event) -> bool {
         Condition::Not(inner) => !holds(inner, event),
         Condition::InTags { value, negate } => event.has_tag(value) != *negate,
         Condition::InFields { value, negate } => event.fields.contains_key(value) != *negate,
-        Condition::Compare { left, compare, right } => {
+        Condition::Compare {
+            left,
+            compare,
+            right,
+        } => {
             let left = resolve(left, event);
             match compare {
                 Compare::Equal => left.is_some() && left == resolve(right, event),
@@ -561,8 +664,15 @@ impl RulesFilter {
     /// # Errors
     ///
     /// As [`Rules::compile`].
-    pub fn new(text: &str, path: &str, registry: &Registry, cx: &BuildContext) -> Result<Self, RulesError> {
-        Ok(RulesFilter { rules: Rules::compile(text, path, registry, cx)? })
+    pub fn new(
+        text: &str,
+        path: &str,
+        registry: &Registry,
+        cx: &BuildContext,
+    ) -> Result<Self, RulesError> {
+        Ok(RulesFilter {
+            rules: Rules::compile(text, path, registry, cx)?,
+        })
     }
 }
 
