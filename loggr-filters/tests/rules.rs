@@ -233,7 +233,7 @@ fn rules_load_from_a_file_and_a_missing_file_is_an_error() {
         metrics: Metrics::new(),
     };
     let filter = RulesConfig {
-        file: Some(path.clone()),
+        file: Some(path),
         rules: None,
     }
     .build(&cx)
