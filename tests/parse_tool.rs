@@ -1,9 +1,14 @@
 //! The `parse` tool's contract (`examples/parse.rs` calls `loggr::core::syslog::tool::render`):
-//! exactly the documented keys, errors as `{"error", "raw"}`, the flags' effects.
+//! exactly the documented keys, errors as `{"error", "raw"}`, the flags' effects, and with a
+//! filter stack (`--buzzsaw`, `--filters FILE`) `tags`, `fields` and `dropped`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use loggr::core::syslog::tool::{render, Framing, Json as Value, ToolOptions};
+use loggr::core::config::ComponentConfig;
+use loggr::core::syslog::tool::{
+    build_filters, filters_from_toml, render, render_with_filters, Framing, Json as Value,
+    ToolOptions,
+};
 use loggr::core::syslog::{Format, SyslogOptions};
 
 fn json(text: &str) -> Value {
@@ -127,4 +132,117 @@ fn flags_select_strict_formats() {
         .as_str()
         .unwrap()
         .starts_with("invalid JSON event"));
+}
+
+fn run_filtered(input: &[u8], filters: &[Box<dyn loggr::Filter>]) -> Vec<Value> {
+    let options = ToolOptions {
+        format: Format::Rfc3164,
+        syslog: SyslogOptions {
+            year: Some(2005),
+            timezone: Some("UTC".to_owned()),
+            ..SyslogOptions::default()
+        },
+        framing: Framing::Lf,
+        received_at: Some("2024-06-15T12:00:00Z".parse().unwrap()),
+    };
+    let mut out = Vec::new();
+    render_with_filters(input, &options, filters, &mut out).unwrap();
+    String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|line| line.parse().unwrap())
+        .collect()
+}
+
+const BUZZSAW_INPUT: &[u8] = b"Dec 10 09:32:20 LabSZ sshd[24680]: Accepted password for fztu from 119.137.62.142 port 49116 ssh2\n\
+Dec 10 06:55:46 LabSZ sshd[24200]: Invalid user webmaster from 173.234.31.186\n\
+Dec 10 06:55:48 LabSZ cron[1]: (root) CMD (true)\n";
+
+#[test]
+fn buzzsaw_flag_adds_tags_fields_and_dropped() {
+    let registry = loggr::registry().unwrap();
+    let buzzsaw = ComponentConfig {
+        type_name: "buzzsaw".into(),
+        name: None,
+        table: Default::default(),
+    };
+    let filters = build_filters(vec![buzzsaw], &registry).unwrap();
+    let out = run_filtered(BUZZSAW_INPUT, &filters);
+    assert_eq!(out.len(), 3);
+    let kept = &out[0];
+    assert_eq!(kept.get("dropped"), None);
+    let tags: Vec<&str> = kept["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert_eq!(tags.len(), 4, "{tags:?}");
+    assert_eq!(&tags[..3], ["auth", "auth_success", "ssh"]);
+    assert!(tags[3].starts_with("user_is_"), "{tags:?}");
+    assert_eq!(
+        kept["fields"],
+        json(
+            r#"{"auth_method": "password", "source_address": "119.137.62.142", "userid": "fztu"}"#
+        )
+    );
+    // A non-matching sshd line and another program's line: dropped, no tags, no fields.
+    for dropped in &out[1..3] {
+        assert_eq!(dropped["dropped"], true, "{dropped}");
+        assert_eq!(dropped["tags"], json("[]"));
+        assert_eq!(dropped["fields"], json("{}"));
+        let mut keys: Vec<&str> = dropped
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut expected = KEYS.to_vec();
+        expected.extend(["tags", "fields", "dropped"]);
+        keys.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(keys, expected);
+    }
+}
+
+#[test]
+fn filters_file_builds_its_stack_through_the_registry() {
+    let registry = loggr::registry().unwrap();
+    let filters = filters_from_toml(
+        "[[filters]]\ntype = \"buzzsaw\"\nname = \"sleepy\"\nfilters = [\"sleep\"]\n",
+        &registry,
+    )
+    .unwrap();
+    assert_eq!(filters[0].name(), "sleepy");
+    let out = run_filtered(
+        b"Dec 10 06:55:46 h lcfg-sleep: Waking up\nDec 10 09:32:20 LabSZ sshd[2]: Accepted password for a from b\n",
+        &filters,
+    );
+    assert_eq!(out[0]["tags"], json(r#"["acpi_wake", "sleep"]"#));
+    assert_eq!(out[0].get("dropped"), None);
+    assert_eq!(out[1]["dropped"], true); // no ssh filter in this stack
+
+    // An empty file is an empty stack: everything kept, with the extra keys.
+    let none = filters_from_toml("", &registry).unwrap();
+    let out = run_filtered(b"Dec 10 06:55:46 h x: y\n", &none);
+    assert_eq!(
+        (&out[0]["tags"], &out[0]["fields"]),
+        (&json("[]"), &json("{}"))
+    );
+
+    let error = filters_from_toml("[[filters]]\ntype = \"nope\"\n", &registry)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("filters[0]") && error.contains("nope"),
+        "{error}"
+    );
+    let error = filters_from_toml(
+        "[[filters]]\ntype = \"buzzsaw\"\nfilters = [\"x\"]\n",
+        &registry,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("filters[0] (type `buzzsaw`)"), "{error}");
+    assert!(filters_from_toml("[[sinks]]\ntype = \"stdout\"\n", &registry).is_err());
 }

@@ -8,6 +8,11 @@
 //! any (a stripped BOM, invalid UTF-8, rsyslog trusted properties). A frame that cannot be
 //! parsed or framed prints `{"error": "<why>", "raw": "<input>"}` and the tool goes on (a
 //! fatal framing error ends the input).
+//!
+//! With a filter stack ([`render_with_filters`]; the tool's `--filters FILE` and `--buzzsaw`),
+//! each parsed event goes through the filters ([`apply_chain`]: the first discard stops it)
+//! and its object always has `tags` (a sorted array) and `fields` (an object), plus
+//! `"dropped": true` when a filter discarded it.
 
 use std::io::{self, Read, Write};
 
@@ -18,8 +23,12 @@ use tokio_util::codec::Decoder;
 
 use super::{Format, SyslogOptions, TimeZoneError};
 use crate::codec::{FramingError, LineDecoder, OctetCountingDecoder};
+use crate::config::{ComponentConfig, ConfigError};
 use crate::event::Event;
+use crate::filter::{apply_chain, Filter, Verdict};
+use crate::metrics::Metrics;
 use crate::parser::{ParseContext, Parser};
+use crate::registry::{BuildContext, Registry};
 
 /// A JSON value, as the tool prints it (`serde_json::Value`, re-exported so callers need not
 /// depend on serde_json).
@@ -101,16 +110,104 @@ pub fn error_json(error: &dyn std::fmt::Display, raw: &[u8]) -> Json {
     json!({"error": error.to_string(), "raw": String::from_utf8_lossy(raw)})
 }
 
+/// The JSON object printed for an event that went through a filter stack: [`event_json`]
+/// with `tags` and `fields` always present, and `"dropped": true` when it was discarded.
+pub fn filtered_event_json(event: &Event, verdict: Verdict) -> Json {
+    let mut json = event_json(event);
+    if let Json::Object(object) = &mut json {
+        object
+            .entry("tags")
+            .or_insert_with(|| Json::Array(Vec::new()));
+        object
+            .entry("fields")
+            .or_insert_with(|| Json::Object(Map::new()));
+        if verdict == Verdict::Discard {
+            object.insert("dropped".into(), Json::Bool(true));
+        }
+    }
+    json
+}
+
 /// Parses one frame into its output object.
 pub fn render_frame(parser: &dyn Parser, frame: &bytes::Bytes, options: &ToolOptions) -> Json {
+    render_frame_with(parser, frame, options, None)
+}
+
+fn render_frame_with(
+    parser: &dyn Parser,
+    frame: &bytes::Bytes,
+    options: &ToolOptions,
+    filters: Option<&[Box<dyn Filter>]>,
+) -> Json {
     let cx = ParseContext {
         received_at: options.received_at.unwrap_or_else(Timestamp::now),
         peer: None,
     };
-    match parser.parse(frame.clone(), &cx) {
-        Ok(event) => event_json(&event),
-        Err(error) => error_json(&error, frame),
+    match (parser.parse(frame.clone(), &cx), filters) {
+        (Ok(event), None) => event_json(&event),
+        (Ok(mut event), Some(filters)) => {
+            let verdict = apply_chain(filters, &mut event);
+            filtered_event_json(&event, verdict)
+        }
+        (Err(error), _) => error_json(&error, frame),
     }
+}
+
+/// A file of `[[filters]]` tables (the tool's `--filters FILE`), as in a daemon's
+/// configuration.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilterFile {
+    #[serde(default)]
+    filters: Vec<ComponentConfig>,
+}
+
+/// Builds the filter stack of a TOML text made of `[[filters]]` tables (`type = "…"` and the
+/// filter's own keys), each through the registry.
+///
+/// # Errors
+///
+/// A [`ConfigError`] naming the line, or the filter (`filters[1] (type `grok`)`) and field.
+pub fn filters_from_toml(
+    text: &str,
+    registry: &Registry,
+) -> Result<Vec<Box<dyn Filter>>, ConfigError> {
+    let file: FilterFile = crate::config::parse_toml(text)?;
+    build_filters(file.filters, registry)
+}
+
+/// Builds filters from their tables, in order, through the registry.
+///
+/// # Errors
+///
+/// [`ConfigError::UnknownType`], or the field or build error naming the filter.
+pub fn build_filters(
+    components: Vec<ComponentConfig>,
+    registry: &Registry,
+) -> Result<Vec<Box<dyn Filter>>, ConfigError> {
+    let metrics = Metrics::new();
+    let mut filters = Vec::with_capacity(components.len());
+    for (index, component) in components.into_iter().enumerate() {
+        let at = format!("filters[{index}] (type `{}`)", component.type_name);
+        let plugin =
+            registry
+                .filter(&component.type_name)
+                .ok_or_else(|| ConfigError::UnknownType {
+                    component: at.clone(),
+                    kind: "filter",
+                    type_name: component.type_name.clone(),
+                    known: registry.filter_types().collect::<Vec<_>>().join(", "),
+                })?;
+        let cx = BuildContext {
+            name: component
+                .name
+                .clone()
+                .unwrap_or_else(|| component.type_name.clone()),
+            metrics: metrics.clone(),
+        };
+        filters.push(plugin.build(&at, component.table, &cx)?);
+    }
+    Ok(filters)
 }
 
 /// Reads `input` to its end, writing one JSON line per message to `out`.
@@ -120,17 +217,47 @@ pub fn render_frame(parser: &dyn Parser, frame: &bytes::Bytes, options: &ToolOpt
 /// An I/O error reading `input` or writing `out`; an unknown time zone is reported as an
 /// [`io::ErrorKind::InvalidInput`] error. Parse and framing errors are printed, not returned.
 pub fn render(input: impl Read, options: &ToolOptions, out: &mut dyn Write) -> io::Result<()> {
+    render_inner(input, options, None, out)
+}
+
+/// As [`render`], with every parsed event put through `filters` (see the module docs for the
+/// keys this adds).
+///
+/// # Errors
+///
+/// As [`render`].
+pub fn render_with_filters(
+    input: impl Read,
+    options: &ToolOptions,
+    filters: &[Box<dyn Filter>],
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    render_inner(input, options, Some(filters), out)
+}
+
+fn render_inner(
+    input: impl Read,
+    options: &ToolOptions,
+    filters: Option<&[Box<dyn Filter>]>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let parser = options
         .format
         .parser(&options.syslog)
         .map_err(|error: TimeZoneError| io::Error::new(io::ErrorKind::InvalidInput, error))?;
     match options.framing {
-        Framing::Lf => run(input, LineDecoder::new(MAX_FRAME), &*parser, options, out),
+        Framing::Lf => run(
+            input,
+            LineDecoder::new(MAX_FRAME),
+            &*parser,
+            (options, filters),
+            out,
+        ),
         Framing::Octet => run(
             input,
             OctetCountingDecoder::new(MAX_FRAME),
             &*parser,
-            options,
+            (options, filters),
             out,
         ),
     }
@@ -140,7 +267,7 @@ fn run<D>(
     mut input: impl Read,
     mut decoder: D,
     parser: &dyn Parser,
-    options: &ToolOptions,
+    (options, filters): (&ToolOptions, Option<&[Box<dyn Filter>]>),
     out: &mut dyn Write,
 ) -> io::Result<()>
 where
@@ -157,7 +284,11 @@ where
         };
         match result {
             Ok(Some(frame)) => {
-                writeln!(out, "{}", render_frame(parser, &frame, options))?;
+                writeln!(
+                    out,
+                    "{}",
+                    render_frame_with(parser, &frame, options, filters)
+                )?;
             }
             Ok(None) if eof => break,
             Ok(None) => {
