@@ -193,6 +193,49 @@ pub(crate) fn slice(frame: &Bytes, start: usize, end: usize) -> Bytes {
 
 /// Header text: a slice of the frame, decoded without copying when it is UTF-8 (header
 /// fields are checked to be ASCII by the scanners; anything else is decoded lossily).
+/// A frame and, when the whole frame is valid UTF-8, its text: checked once, so that header
+/// fields, structured data and the message are then handed out as slices without validating
+/// each of them again.
+pub(crate) struct FrameText<'a> {
+    pub(crate) bytes: &'a Bytes,
+    text: Option<Text>,
+}
+
+impl<'a> FrameText<'a> {
+    pub(crate) fn new(bytes: &'a Bytes) -> Self {
+        FrameText {
+            bytes,
+            text: Text::try_from(bytes.clone()).ok(),
+        }
+    }
+
+    /// Bytes `start..end` as text, when they are valid UTF-8.
+    pub(crate) fn text(&self, start: usize, end: usize) -> Option<Text> {
+        match &self.text {
+            Some(text) => text.get(start..end).map(|part| text.slice_ref(part)),
+            None => Text::try_from(slice(self.bytes, start, end)).ok(),
+        }
+    }
+
+    /// Bytes `start..end` as text, decoded lossily if they are not UTF-8.
+    pub(crate) fn header(&self, start: usize, end: usize) -> Text {
+        self.text(start, end)
+            .unwrap_or_else(|| header_text(self.bytes, start, end))
+    }
+
+    /// The MSG from `start`: as [`message_text`], without a second validation when the frame
+    /// is valid UTF-8.
+    pub(crate) fn message(&self, start: usize, event: &mut Event) -> Option<Text> {
+        match &self.text {
+            Some(text) => text
+                .get(start..)
+                .filter(|m| !m.is_empty())
+                .map(|m| text.slice_ref(m)),
+            None => message_text(self.bytes, start, event),
+        }
+    }
+}
+
 pub(crate) fn header_text(frame: &Bytes, start: usize, end: usize) -> Text {
     let bytes = slice(frame, start, end);
     match Text::try_from(bytes) {

@@ -17,9 +17,7 @@
 use bytes::Bytes;
 
 use super::time::parse_rfc3339;
-use super::{
-    header_text, message_text, parse_pri, set_pri, slice, trusted, SyslogOptions, BOM_TAG,
-};
+use super::{parse_pri, set_pri, slice, trusted, FrameText, SyslogOptions, BOM_TAG};
 use crate::event::{Event, SdElement, SdParam, StructuredData, Text};
 use crate::parser::{ParseContext, ParseError, Parser};
 
@@ -78,7 +76,12 @@ impl Scanner<'_> {
     }
 
     /// A header field: 1..=max printable US-ASCII characters, or `-` for absent.
-    fn field(&mut self, frame: &Bytes, max: usize, name: &str) -> Result<Option<Text>, ParseError> {
+    fn field(
+        &mut self,
+        frame: &FrameText<'_>,
+        max: usize,
+        name: &str,
+    ) -> Result<Option<Text>, ParseError> {
         let start = self.at;
         while let Some(byte) = self.peek().filter(|b| (33..=126).contains(b)) {
             let _ = byte;
@@ -100,7 +103,7 @@ impl Scanner<'_> {
         if len == 1 && self.bytes.get(start) == Some(&b'-') {
             return Ok(None);
         }
-        Ok(Some(header_text(frame, start, self.at)))
+        Ok(Some(frame.header(start, self.at)))
     }
 
     /// An SD-NAME: 1..=32 printable US-ASCII characters except `=`, SP, `]`, `"`.
@@ -123,7 +126,7 @@ impl Scanner<'_> {
     }
 
     /// A PARAM-VALUE after its opening `"`, up to and including the closing `"`.
-    fn sd_value(&mut self, frame: &Bytes) -> Result<Text, ParseError> {
+    fn sd_value(&mut self, frame: &FrameText<'_>) -> Result<Text, ParseError> {
         let start = self.at;
         let mut unescaped: Option<Vec<u8>> = None;
         let mut copied_to = start;
@@ -160,7 +163,7 @@ impl Scanner<'_> {
         let end = self.at;
         self.at += 1; // the closing quote
         let value = match unescaped {
-            None => Text::try_from(slice(frame, start, end)).ok(),
+            None => frame.text(start, end),
             Some(mut buffer) => {
                 buffer.extend_from_slice(self.bytes.get(copied_to..end).unwrap_or_default());
                 String::from_utf8(buffer).ok().map(Text::from)
@@ -169,7 +172,7 @@ impl Scanner<'_> {
         value.ok_or_else(|| ParseError::syntax("PARAM-VALUE is not UTF-8", start))
     }
 
-    fn structured_data(&mut self, frame: &Bytes) -> Result<StructuredData, ParseError> {
+    fn structured_data(&mut self, frame: &FrameText<'_>) -> Result<StructuredData, ParseError> {
         let mut data = StructuredData::default();
         if self.peek() == Some(b'-') {
             self.at += 1;
@@ -181,16 +184,17 @@ impl Scanner<'_> {
                 self.at,
             ));
         }
+        data.elements.reserve(2);
         while self.peek() == Some(b'[') {
             self.at += 1;
             let (start, end) = self.sd_name("SD-ID")?;
-            let id = header_text(frame, start, end);
+            let id = frame.header(start, end);
             if data.elements.iter().any(|e| e.id == id) {
                 return Err(ParseError::syntax("duplicate SD-ID", start));
             }
             let mut element = SdElement {
                 id,
-                params: Vec::new(),
+                params: Vec::with_capacity(4),
             };
             loop {
                 match self.peek() {
@@ -210,7 +214,7 @@ impl Scanner<'_> {
                         self.at += 2;
                         let value = self.sd_value(frame)?;
                         element.params.push(SdParam {
-                            name: header_text(frame, start, end),
+                            name: frame.header(start, end),
                             value,
                         });
                     }
@@ -235,6 +239,7 @@ impl Parser for Rfc5424Parser {
         let mut event = Event::empty(cx.received_at);
         set_pri(&mut event, pri);
         let mut scan = Scanner { bytes, at };
+        let text = FrameText::new(&frame);
 
         if scan.peek() != Some(b'1') {
             return Err(ParseError::syntax("expected VERSION 1", scan.at));
@@ -265,15 +270,15 @@ impl Parser for Rfc5424Parser {
             scan.at += stamp.len;
         }
         scan.expect_sp("TIMESTAMP")?;
-        event.hostname = scan.field(&frame, 255, "HOSTNAME")?;
+        event.hostname = scan.field(&text, 255, "HOSTNAME")?;
         scan.expect_sp("HOSTNAME")?;
-        event.app_name = scan.field(&frame, 48, "APP-NAME")?;
+        event.app_name = scan.field(&text, 48, "APP-NAME")?;
         scan.expect_sp("APP-NAME")?;
-        event.procid = scan.field(&frame, 128, "PROCID")?;
+        event.procid = scan.field(&text, 128, "PROCID")?;
         scan.expect_sp("PROCID")?;
-        event.msgid = scan.field(&frame, 32, "MSGID")?;
+        event.msgid = scan.field(&text, 32, "MSGID")?;
         scan.expect_sp("MSGID")?;
-        event.structured_data = scan.structured_data(&frame)?;
+        event.structured_data = scan.structured_data(&text)?;
 
         match scan.peek() {
             None => {}
@@ -290,7 +295,7 @@ impl Parser for Rfc5424Parser {
                         ));
                     }
                 }
-                event.message = message_text(&frame, start, &mut event);
+                event.message = text.message(start, &mut event);
             }
             Some(_) => {
                 return Err(ParseError::syntax(
