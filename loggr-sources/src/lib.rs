@@ -17,6 +17,7 @@
 
 pub mod framing;
 pub mod ingest;
+mod listener;
 pub mod relp;
 pub mod stdin;
 pub mod tcp;

@@ -19,8 +19,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::Deserialize;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use tokio_util::task::TaskTracker;
 
 use loggr_core::ack::{AckToken, AckWaiter, Outcome};
 use loggr_core::metrics::ComponentMetrics;
@@ -32,6 +30,7 @@ use loggr_core::{
 use loggr_relp::{MessageHandler, ServerConfig, Verdict};
 
 use crate::ingest::{FrameParser, InputFormat, Origin};
+use crate::listener::accept_connections;
 
 /// Configuration of the `relp` source.
 #[derive(Clone, Debug, Deserialize)]
@@ -177,37 +176,14 @@ impl Source for RelpSource {
             ),
             None => None,
         };
-        let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
-        let sessions = TaskTracker::new();
-        loop {
-            let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
-                () = cx.shutdown().cancelled() => break,
-            };
-            let (stream, peer) = match accepted {
-                Ok(pair) => pair,
-                Err(error) => {
-                    tracing::warn!(source = cx.name(), %error, "Accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let Ok(slot) = slots.clone().try_acquire_owned() else {
-                tracing::warn!(source = cx.name(), %peer, "Too many RELP sessions; closing the new one");
-                ComponentMetrics::add(&metrics.rejected, 1);
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
+        let protocol = if is_tls(&config) { "relp+tls" } else { "relp" };
+        accept_connections(listener, &cx, config.max_connections, |stream, peer| {
             let handler = Handler {
                 frames: frames.clone(),
                 origin: Origin {
                     client_host: Text::from(peer.ip().to_string()),
                     server_port: Some(local.port()),
-                    protocol: if cfg!(feature = "tls") && is_tls(&config) {
-                        "relp+tls"
-                    } else {
-                        "relp"
-                    },
+                    protocol,
                 },
                 emitter: cx.emitter().clone(),
                 pending: Vec::new(),
@@ -215,13 +191,9 @@ impl Source for RelpSource {
             let server_config = server_config.clone();
             let shutdown = cx.shutdown().clone();
             let name = cx.name().to_owned();
-            let metrics = metrics.clone();
             #[cfg(feature = "tls")]
             let tls = tls.clone();
-            sessions.spawn(async move {
-                metrics
-                    .connections
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            async move {
                 #[cfg(feature = "tls")]
                 let served = match tls {
                     Some(tls) => match tls.accept(stream).await {
@@ -243,17 +215,9 @@ impl Source for RelpSource {
                         tracing::warn!(source = %name, %peer, %error, "RELP session failed")
                     }
                 }
-                metrics
-                    .connections
-                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-                drop(slot);
-            });
-        }
-        sessions.close();
-        tokio::select! {
-            () = sessions.wait() => {}
-            () = cx.abort().cancelled() => {}
-        }
+            }
+        })
+        .await;
         Ok(())
     }
 }

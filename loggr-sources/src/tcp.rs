@@ -20,9 +20,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde::Deserialize;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::codec::FramedRead;
-use tokio_util::task::TaskTracker;
 
 use loggr_core::codec::{AutoFramingDecoder, LineDecoder, OctetCountingDecoder};
 use loggr_core::metrics::ComponentMetrics;
@@ -34,6 +32,7 @@ use loggr_core::{
 
 use crate::framing::Recoverable;
 use crate::ingest::{FrameParser, InputFormat, Origin};
+use crate::listener::accept_connections;
 
 /// Which framing a TCP listener accepts.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -175,28 +174,8 @@ impl Source for TcpSource {
             None => None,
         };
         let config = Arc::new(config);
-        let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
-        let connections = TaskTracker::new();
-        loop {
-            let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
-                () = cx.shutdown().cancelled() => break,
-            };
-            let (stream, peer) = match accepted {
-                Ok(pair) => pair,
-                Err(error) => {
-                    // Out of file descriptors and the like: wait a little, keep serving.
-                    tracing::warn!(source = cx.name(), %error, "Accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let Ok(slot) = slots.clone().try_acquire_owned() else {
-                tracing::warn!(source = cx.name(), %peer, max = config.max_connections, "Too many connections; closing the new one");
-                ComponentMetrics::add(&metrics.rejected, 1);
-                drop(stream);
-                continue;
-            };
+        let max_connections = config.max_connections;
+        accept_connections(listener, &cx, max_connections, |stream, peer| {
             let connection = Connection {
                 origin: Origin {
                     client_host: Text::from(peer.ip().to_string()),
@@ -211,37 +190,30 @@ impl Source for TcpSource {
             };
             #[cfg(feature = "tls")]
             let tls = tls.clone();
-            connections.spawn(async move {
+            async move {
                 #[cfg(feature = "tls")]
                 if let Some(tls) = tls {
                     match tls.accept(stream).await {
                         Ok(stream) => {
-                            let connection = Connection {
-                                origin: Origin {
-                                    protocol: "tls",
-                                    ..connection.origin.clone()
-                                },
-                                ..connection
+                            let origin = Origin {
+                                protocol: "tls",
+                                ..connection.origin.clone()
                             };
-                            connection.serve(stream).await;
+                            Connection {
+                                origin,
+                                ..connection
+                            }
+                            .serve(stream)
+                            .await;
                         }
-                        Err(error) => {
-                            tracing::warn!(peer = %peer, %error, "TLS handshake failed");
-                        }
+                        Err(error) => tracing::warn!(%peer, %error, "TLS handshake failed"),
                     }
-                    drop(slot);
                     return;
                 }
-                let _ = stream.set_nodelay(true);
                 connection.serve(stream).await;
-                drop(slot);
-            });
-        }
-        connections.close();
-        tokio::select! {
-            () = connections.wait() => {}
-            () = cx.abort().cancelled() => {}
-        }
+            }
+        })
+        .await;
         Ok(())
     }
 }
@@ -260,10 +232,6 @@ impl Connection {
     where
         S: tokio::io::AsyncRead + Unpin + Send,
     {
-        let metrics = self.emitter.metrics().clone();
-        metrics
-            .connections
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::debug!(source = %self.name, peer = %self.origin.client_host, "Connection opened");
         let max = self.config.max_frame_bytes;
         match self.config.framing {
@@ -286,9 +254,6 @@ impl Connection {
                 .await
             }
         }
-        metrics
-            .connections
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     async fn read<S, D>(&self, framed: FramedRead<S, Recoverable<D>>)

@@ -209,6 +209,9 @@ async fn logger_rfc5424_octet_counted_and_lf_framed_all_arrive_in_order() {
         &lines,
     )
     .await;
+    // Two connections are read concurrently: wait for the first sender's messages before the
+    // second starts, so that the order checked below is each connection's own.
+    running.wait_for(count).await;
     let lines: String = (0..count).map(|i| format!("lf message {i}\n")).collect();
     run_logger(
         &[
