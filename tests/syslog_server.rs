@@ -78,7 +78,7 @@ async fn relp_acks_mean_stored_and_sigterm_drains_cleanly() {
         "every acknowledged message is already in the file"
     );
 
-    let text = reqwest_like_get(metrics, "/metrics").await;
+    let text = http_get(metrics, "/metrics").await;
     let listener = format!("component=\"relp:127.0.0.1:{relp}\"");
     assert!(
         text.contains(&format!(
@@ -92,7 +92,7 @@ async fn relp_acks_mean_stored_and_sigterm_drains_cleanly() {
         )),
         "{text}"
     );
-    assert_eq!(reqwest_like_get(metrics, "/healthz").await.trim_end(), "ok");
+    assert_eq!(http_get(metrics, "/healthz").await.trim_end(), "ok");
 
     // SIGTERM with the session open: the daemon answers what is outstanding, sends
     // serverclose and exits 0 well within its grace period.
@@ -119,7 +119,7 @@ async fn relp_acks_mean_stored_and_sigterm_drains_cleanly() {
 }
 
 /// A minimal HTTP GET (the tests need no HTTP client dependency for two requests).
-async fn reqwest_like_get(port: u16, path: &str) -> String {
+async fn http_get(port: u16, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await

@@ -1,7 +1,7 @@
 //! Fast line encoders for sinks: an event's canonical JSON and rsyslog's file line, written
 //! straight into a reusable byte buffer.
 //!
-//! [`json_line`] produces exactly the bytes `serde_json::to_vec(&event)` does (the tests check
+//! [`json`] produces exactly the bytes `serde_json::to_vec(&event)` does (the tests check
 //! it on generated events), without its per-call formatting machinery: string escaping copies
 //! whole runs of plain bytes at once, timestamps and integers are written digit by digit, and
 //! nothing is allocated. Sinks that write millions of events a second use these.
