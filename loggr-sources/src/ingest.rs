@@ -111,6 +111,23 @@ impl FrameParser {
         }
     }
 
+    /// The frame parser of a source configured with `format` and `options`.
+    ///
+    /// # Errors
+    ///
+    /// When the options name an unknown time zone.
+    pub fn configured(
+        format: InputFormat,
+        options: &SyslogOptions,
+        policy: FailurePolicy,
+        metrics: Arc<ComponentMetrics>,
+    ) -> Result<Self, loggr_core::SourceError> {
+        let parser = format
+            .parser(options)
+            .map_err(|error| loggr_core::SourceError::other(error.to_string()))?;
+        Ok(FrameParser::new(parser, policy, metrics))
+    }
+
     /// Turns a frame into an event, or `None` when the policy drops it (counted either way).
     /// A trailing LF (and CR) is not part of the message, as rsyslog's inputs agree.
     pub fn parse(&self, frame: Bytes, cx: &ParseContext, origin: Option<&Origin>) -> Option<Event> {

@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 use loggr_core::metrics::ComponentMetrics;
-use loggr_core::SourceContext;
+use loggr_core::{SourceContext, SourceError};
 
 /// Accepts connections until shutdown, running `serve(stream, peer)` for each on its own
 /// task, at most `max_connections` at once; returns when they have all ended (or the pipeline
@@ -64,5 +64,20 @@ pub(crate) async fn accept_connections<F, Fut>(
     tokio::select! {
         () = connections.wait() => {}
         () = cx.abort().cancelled() => {}
+    }
+}
+
+/// The listener a source was given, or a new one bound to `address`; the error names the
+/// protocol and address.
+pub(crate) async fn listen(
+    given: Option<TcpListener>,
+    address: SocketAddr,
+    protocol: &str,
+) -> Result<TcpListener, SourceError> {
+    match given {
+        Some(listener) => Ok(listener),
+        None => TcpListener::bind(address).await.map_err(|error| {
+            SourceError::other(format!("cannot listen on {protocol} {address}: {error}"))
+        }),
     }
 }

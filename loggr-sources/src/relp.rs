@@ -30,7 +30,7 @@ use loggr_core::{
 use loggr_relp::{MessageHandler, ServerConfig, Verdict};
 
 use crate::ingest::{FrameParser, InputFormat, Origin};
-use crate::listener::accept_connections;
+use crate::listener::{accept_connections, listen};
 
 /// Configuration of the `relp` source.
 #[derive(Clone, Debug, Deserialize)]
@@ -153,20 +153,16 @@ impl RelpSource {
 impl Source for RelpSource {
     async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), SourceError> {
         let RelpSource { config, listener } = *self;
-        let listener = match listener {
-            Some(listener) => listener,
-            None => TcpListener::bind(config.address).await.map_err(|error| {
-                SourceError::other(format!("cannot listen on relp {}: {error}", config.address))
-            })?,
-        };
+        let listener = listen(listener, config.address, "relp").await?;
         let local = listener.local_addr()?;
         tracing::info!(source = cx.name(), address = %local, "Listening for RELP");
         let metrics = cx.emitter().metrics().clone();
-        let parser = config
-            .format
-            .parser(&config.syslog)
-            .map_err(|error| SourceError::other(error.to_string()))?;
-        let frames = FrameParser::new(parser, config.on_parse_error, metrics.clone());
+        let frames = FrameParser::configured(
+            config.format,
+            &config.syslog,
+            config.on_parse_error,
+            metrics.clone(),
+        )?;
         let server_config = Arc::new(config.server_config());
         #[cfg(feature = "tls")]
         let tls = match &config.tls {

@@ -32,7 +32,7 @@ use loggr_core::{
 
 use crate::framing::Recoverable;
 use crate::ingest::{FrameParser, InputFormat, Origin};
-use crate::listener::accept_connections;
+use crate::listener::{accept_connections, listen};
 
 /// Which framing a TCP listener accepts.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -151,20 +151,16 @@ impl TcpSource {
 impl Source for TcpSource {
     async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), SourceError> {
         let TcpSource { config, listener } = *self;
-        let listener = match listener {
-            Some(listener) => listener,
-            None => TcpListener::bind(config.address).await.map_err(|error| {
-                SourceError::other(format!("cannot listen on tcp {}: {error}", config.address))
-            })?,
-        };
+        let listener = listen(listener, config.address, "tcp").await?;
         let local = listener.local_addr()?;
         tracing::info!(source = cx.name(), address = %local, "Listening for syslog over TCP");
         let metrics = cx.emitter().metrics().clone();
-        let parser = config
-            .format
-            .parser(&config.syslog)
-            .map_err(|error| SourceError::other(error.to_string()))?;
-        let frames = FrameParser::new(parser, config.on_parse_error, metrics.clone());
+        let frames = FrameParser::configured(
+            config.format,
+            &config.syslog,
+            config.on_parse_error,
+            metrics.clone(),
+        )?;
         #[cfg(feature = "tls")]
         let tls = match &config.tls {
             Some(tls) => Some(
