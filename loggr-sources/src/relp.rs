@@ -165,13 +165,7 @@ impl Source for RelpSource {
         )?;
         let server_config = Arc::new(config.server_config());
         #[cfg(feature = "tls")]
-        let tls = match &config.tls {
-            Some(tls) => Some(
-                tls.build()
-                    .map_err(|error| SourceError::other(format!("relp tls: {error}")))?,
-            ),
-            None => None,
-        };
+        let tls = crate::tls::server_config(config.tls.as_ref(), "relp")?;
         let protocol = if is_tls(&config) { "relp+tls" } else { "relp" };
         accept_connections(listener, &cx, config.max_connections, |stream, peer| {
             let handler = Handler {

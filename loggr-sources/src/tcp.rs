@@ -162,13 +162,7 @@ impl Source for TcpSource {
             metrics.clone(),
         )?;
         #[cfg(feature = "tls")]
-        let tls = match &config.tls {
-            Some(tls) => Some(
-                tls.build()
-                    .map_err(|error| SourceError::other(format!("tcp tls: {error}")))?,
-            ),
-            None => None,
-        };
+        let tls = crate::tls::server_config(config.tls.as_ref(), "tcp")?;
         let config = Arc::new(config);
         let max_connections = config.max_connections;
         accept_connections(listener, &cx, max_connections, |stream, peer| {

@@ -100,3 +100,14 @@ impl TlsListenerConfig {
         })?)
     }
 }
+
+/// Builds a listener's optional TLS configuration; the error names the protocol.
+pub(crate) fn server_config(
+    config: Option<&TlsListenerConfig>,
+    protocol: &str,
+) -> Result<Option<TlsServerConfig>, loggr_core::SourceError> {
+    config
+        .map(|tls| tls.build())
+        .transpose()
+        .map_err(|error| loggr_core::SourceError::other(format!("{protocol} tls: {error}")))
+}
