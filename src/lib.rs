@@ -33,6 +33,10 @@
 pub mod daemon;
 pub mod http;
 
+/// AMQP plumbing (feature `amqp`): topology declaration (`loggr ctl`), connections, and the
+/// `lapin` client loggr was built with.
+#[cfg(feature = "amqp")]
+pub use loggr_amqp as amqp;
 pub use loggr_core as core;
 pub use loggr_filters as filters;
 pub use loggr_relp as relp;

@@ -52,6 +52,7 @@
 //! - [`pipeline`]: the builder and the runtime (filter workers, fan-out, sink runners, shutdown).
 //! - [`config`] and [`registry`]: TOML configuration and named plugins.
 //! - [`metrics`]: counters and their Prometheus rendering.
+//! - [`wire`]: the batch wire format of AMQP messages and spool entries.
 //! - `test_util` (feature `test-util`): sources and sinks for tests.
 
 pub mod ack;
@@ -69,9 +70,11 @@ pub mod pipeline;
 pub mod registry;
 pub mod sink;
 pub mod source;
+pub mod spool;
 pub mod syslog;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;
+pub mod wire;
 
 pub use ack::{AckGroup, AckToken, AckWaiter, Failure, OrderedAcks, Outcome, UnorderedAcks};
 pub use config::{ConfigError, PipelineConfig, PipelineOptions};

@@ -211,3 +211,28 @@ fn kept_reads_the_earlier_results() {
         (1, 0, -1)
     );
 }
+
+#[test]
+fn keep_uninteresting_passes_unvoted_events_on_with_the_same_tags() {
+    let uninterested: &'static Scripted = Box::leak(Box::new(Scripted::new(
+        "meh",
+        Vote::NoInterest,
+        &["dropped-tag"],
+    )));
+    let neutral: &'static Scripted = Box::leak(Box::new(Scripted::new(
+        "tagger",
+        Vote::Neutral,
+        &["kept-tag"],
+    )));
+    let selecting = VoteChain::new(vec![Box::new(uninterested), Box::new(neutral)]);
+    let tagging =
+        VoteChain::new(vec![Box::new(uninterested), Box::new(neutral)]).keep_uninteresting(true);
+
+    let mut selected = Event::new("nothing to see");
+    assert_eq!(selecting.apply(&mut selected).unwrap(), Verdict::Discard);
+    let mut tagged = Event::new("nothing to see");
+    assert_eq!(tagging.apply(&mut tagged).unwrap(), Verdict::Keep);
+    // Same votes, same tags: only the verdict differs.
+    assert_eq!(tagged.tags, selected.tags);
+    assert!(tagged.has_tag("kept-tag") && !tagged.has_tag("dropped-tag"));
+}

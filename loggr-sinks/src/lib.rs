@@ -8,12 +8,23 @@
 //! | `file` | JSON lines (or rsyslog's file format) appended to a file | `fsync = "always"` (default): data synced to disk before `Ok` |
 //! | `stdout` | JSON lines on standard output | written and flushed to the pipe |
 //! | `null` | counts and forgets | none |
+//! | `fallback` | a primary sink, and a secondary one while the primary fails | the primary's or else the secondary's |
+//! | `redis_spool` (feature `redis`) | batches appended to a Redis list | Redis replied (and its persistence settings) |
+//! | `amqp` (feature `amqp`) | batches of events published to a RabbitMQ exchange, many per message | every message confirmed by the broker, none returned |
+//! | `postgres` (feature `postgres`) | BuzzSaw/pyloggr tables, binary `COPY`, idempotent on the content id, bad events quarantined | the batch's `COMMIT` returned |
 //!
 //! AMQP, PostgreSQL, Redis and the embedded store come with their issues.
 //!
 //! Call [`link`] once in a program that builds pipelines from configuration.
 
+#[cfg(feature = "amqp")]
+pub mod amqp;
+pub mod fallback;
 pub mod file;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis_spool;
 pub mod stdout;
 
 pub use file::{FileSink, FileSinkConfig, Fsync, LineFormat};
@@ -22,6 +33,13 @@ pub use stdout::{StdoutSink, StdoutSinkConfig};
 /// Keeps this crate's plugin registrations in the final binary.
 #[inline(never)]
 pub fn link() {
+    #[cfg(feature = "amqp")]
+    amqp::link();
+    fallback::link();
+    #[cfg(feature = "postgres")]
+    postgres::link();
+    #[cfg(feature = "redis")]
+    redis_spool::link();
     file::link();
     stdout::link();
 }

@@ -9,15 +9,21 @@
 //! | `tcp` | syslog over TCP, LF or octet-counted framing detected per frame | none in the protocol: see the loss window in [`tcp`] |
 //! | `relp` | syslog over RELP (rsyslog's `omrelp`) | `rsp 200` only after every sink committed, `500` otherwise |
 //! | `udp`, `unix_datagram` | one message per datagram | none: best effort, counted |
+//! | `redis_spool` (feature `redis`) | replays the Redis spool | an entry is removed only after all its events committed |
+//! | `amqp` (feature `amqp`) | consumes a RabbitMQ queue, batches or single events per message | `basic.ack` after every sink committed the delivery's events, `nack` (requeue) on Retry, `reject` (dead-letter) on Reject |
 //!
 //! File import, AMQP and Redis come with their issues.
 //!
 //! Call [`link`] once in a program that builds pipelines from configuration, so the linker
 //! keeps this crate's registrations (see `loggr_core::registry`).
 
+#[cfg(feature = "amqp")]
+pub mod amqp;
 pub mod framing;
 pub mod ingest;
 mod listener;
+#[cfg(feature = "redis")]
+pub mod redis_spool;
 pub mod relp;
 pub mod stdin;
 pub mod tcp;
@@ -35,8 +41,12 @@ pub use udp::{UdpConfig, UdpSource};
 /// configuration; it does nothing else.
 #[inline(never)]
 pub fn link() {
+    #[cfg(feature = "amqp")]
+    amqp::link();
     relp::link();
     stdin::link();
     tcp::link();
     udp::link();
+    #[cfg(feature = "redis")]
+    redis_spool::link();
 }

@@ -224,6 +224,7 @@ pub struct VoteChain {
     name: String,
     filters: Vec<Box<dyn VoteFilter>>,
     keep_all: bool,
+    keep_uninteresting: bool,
 }
 
 impl VoteChain {
@@ -239,7 +240,17 @@ impl VoteChain {
             name: name.into(),
             filters,
             keep_all,
+            keep_uninteresting: false,
         }
+    }
+
+    /// With `true`, the chain only tags: events nobody voted to keep go on too (a parser
+    /// stage that must store everything, as pyloggr's did, uses the votes' tags and fields
+    /// without BuzzSaw's selection).
+    #[must_use]
+    pub fn keep_uninteresting(mut self, keep: bool) -> Self {
+        self.keep_uninteresting = keep;
+        self
     }
 
     /// BuzzSaw's stack with its defaults: SSH, Kernel, Cosign, Sleep and a UserClassifier
@@ -334,7 +345,7 @@ impl Filter for VoteChain {
     }
 
     fn apply(&self, event: &mut Event) -> Result<Verdict, FilterError> {
-        Ok(if self.decide(event) {
+        Ok(if self.decide(event) || self.keep_uninteresting {
             Verdict::Keep
         } else {
             Verdict::Discard
@@ -423,6 +434,10 @@ pub struct BuzzsawConfig {
     /// `[[filters]]` table).
     #[serde(default)]
     pub user_classifier: UserClassifierConfig,
+    /// Keep the events no filter voted for instead of dropping them (default `false`): the
+    /// chain then only attaches tags and fields.
+    #[serde(default)]
+    pub keep_uninteresting: bool,
 }
 
 impl Default for BuzzsawConfig {
@@ -430,6 +445,7 @@ impl Default for BuzzsawConfig {
         BuzzsawConfig {
             filters: default_filters(),
             user_classifier: UserClassifierConfig::default(),
+            keep_uninteresting: false,
         }
     }
 }
@@ -461,7 +477,7 @@ impl BuzzsawConfig {
                 }
             });
         }
-        Ok(VoteChain::named(name, filters))
+        Ok(VoteChain::named(name, filters).keep_uninteresting(self.keep_uninteresting))
     }
 }
 

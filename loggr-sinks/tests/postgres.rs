@@ -1,0 +1,628 @@
+#![allow(clippy::unwrap_used)]
+//! The `postgres` sink against a real PostgreSQL: schema migrations, the logdate trigger,
+//! faithful storage, idempotent redelivery, NUL bytes and raw bytes, quarantine of refused
+//! events, reconnection after the backend is killed, and the sink built from TOML.
+//!
+//! Every test creates its own database `loggr_t_<random>` and drops it at the end (even on
+//! failure). The server is `LOGGR_TEST_PG_URL` (default `postgresql://root@127.0.0.1:5432/postgres`);
+//! when it is unreachable the tests fail, saying how to start it.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use loggr_core::test_util::{numbered_events, MemorySource};
+use loggr_core::{
+    BuildContext, CancellationToken, Event, Facility, Metrics, Pipeline, Registry, Severity, Sink,
+    SinkOptions, Timestamp, Value,
+};
+use loggr_sinks::postgres::tokio_postgres::{Client, NoTls};
+use loggr_sinks::postgres::{
+    load_event, migrate, schema_version, PostgresSink, PostgresSinkConfig, SCHEMA_VERSION,
+};
+
+const DEFAULT_URL: &str = "postgresql://root@127.0.0.1:5432/postgres";
+
+fn server_url() -> String {
+    std::env::var("LOGGR_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned())
+}
+
+/// `url` with its database replaced by `dbname` (URL or key=value form).
+fn with_dbname(url: &str, dbname: &str) -> String {
+    if let Some(rest) = url
+        .strip_prefix("postgresql://")
+        .or_else(|| url.strip_prefix("postgres://"))
+    {
+        let (before_query, query) = match rest.split_once('?') {
+            Some((before, query)) => (before, Some(query)),
+            None => (rest, None),
+        };
+        let authority = before_query.split('/').next().unwrap_or(before_query);
+        match query {
+            Some(query) => format!("postgresql://{authority}/{dbname}?{query}"),
+            None => format!("postgresql://{authority}/{dbname}"),
+        }
+    } else {
+        format!("{url} dbname={dbname}")
+    }
+}
+
+async fn connect(url: &str) -> Client {
+    let attempt = async {
+        let (client, connection) = url
+            .parse::<loggr_sinks::postgres::tokio_postgres::Config>()?
+            .connect(NoTls)
+            .await?;
+        tokio::spawn(connection);
+        Ok::<_, loggr_sinks::postgres::tokio_postgres::Error>(client)
+    };
+    match tokio::time::timeout(Duration::from_secs(10), attempt).await {
+        Ok(Ok(client)) => client,
+        Ok(Err(error)) => panic!(
+            "PostgreSQL is not reachable at {url}: {error:?}. Start it with `bash scripts/services.sh` \
+             (or point LOGGR_TEST_PG_URL at a server where this user may create databases)"
+        ),
+        Err(_) => panic!(
+            "PostgreSQL at {url} did not answer within 10 s. Start it with `bash scripts/services.sh`"
+        ),
+    }
+}
+
+/// A database of its own for one test, dropped when the test ends (also on panic).
+struct TestDb {
+    name: String,
+    url: String,
+    admin: Client,
+}
+
+impl TestDb {
+    async fn new() -> TestDb {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!(
+            "loggr_t_{}_{}_{}",
+            std::process::id(),
+            nanos,
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let admin = connect(&server_url()).await;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let url = with_dbname(&server_url(), &name);
+        TestDb { name, url, admin }
+    }
+
+    /// A database with the loggr schema.
+    async fn migrated() -> (TestDb, Client) {
+        let db = TestDb::new().await;
+        let client = db.client().await;
+        migrate(&client).await.unwrap();
+        (db, client)
+    }
+
+    async fn client(&self) -> Client {
+        connect(&self.url).await
+    }
+
+    fn sink(&self) -> PostgresSink {
+        PostgresSink::new(PostgresSinkConfig::new(&self.url)).unwrap()
+    }
+
+    /// Kills the sessions of the sinks (application name `loggr`) on this database, as an
+    /// operator or a server restart would; returns how many.
+    async fn terminate_sink_sessions(&self) -> i64 {
+        self.admin
+            .query_one(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000))
+                 FROM pg_stat_activity WHERE datname = $1 AND application_name = 'loggr'",
+                &[&self.name],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let url = server_url();
+        let name = self.name.clone();
+        // A runtime of its own on a thread of its own: Drop cannot await.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let admin = connect(&url).await;
+                let _ = admin
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await;
+            });
+        })
+        .join();
+    }
+}
+
+/// The event as `jsonb` gives its structured data back: elements and param names sorted (the
+/// values of a repeated param keep their order).
+fn sd_sorted(mut event: Event) -> Event {
+    let elements = &mut event.structured_data.elements;
+    elements.sort_by(|a, b| a.id.cmp(&b.id));
+    for element in elements {
+        element.params.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    event
+}
+
+async fn count(client: &Client, query: &str) -> i64 {
+    client.query_one(query, &[]).await.unwrap().get(0)
+}
+
+/// An event with every part set, at microsecond precision (what PostgreSQL keeps).
+fn full_event(n: usize) -> Event {
+    let mut event = Event::empty("2026-11-21T10:00:00.123456Z".parse().unwrap());
+    event.timestamp = Some("2026-11-21T09:59:59.5Z".parse().unwrap());
+    event.facility = Facility::Auth;
+    event.severity = Severity::Warning;
+    event.hostname = Some("web1".into());
+    event.app_name = Some("sshd".into());
+    event.procid = Some("812".into());
+    event.msgid = Some("LOGIN".into());
+    event.message = Some(format!("Accepted publickey for alice from 10.0.0.{n}").into());
+    event.structured_data.push("origin@32473", "ip", "10.0.0.1");
+    event.structured_data.push("origin@32473", "ip", "10.0.0.2");
+    event.structured_data.push("meta", "software", "x");
+    event.add_tag("auth_success");
+    event.add_tag("ssh");
+    event.set_field("userid", "alice");
+    event.set_field("source_address", format!("10.0.0.{n}"));
+    event.set_field(
+        "auth_methods",
+        Value::List(vec!["publickey".into(), "password".into()]),
+    );
+    event.raw = Some(Bytes::from(format!(
+        "<36>1 2026-11-21T09:59:59.5Z web1 sshd 812 LOGIN - Accepted {n}"
+    )));
+    event
+}
+
+#[tokio::test]
+async fn migrating_twice_is_a_no_op_and_creates_the_tables() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    assert_eq!(schema_version(&client).await.unwrap(), None);
+    let first = migrate(&client).await.unwrap();
+    assert_eq!(first.applied, vec![1]);
+    assert_eq!(first.version, SCHEMA_VERSION);
+    let objects = "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                   WHERE n.nspname = 'public'";
+    let before = count(&client, objects).await;
+    let ledger = "SELECT count(*) FROM loggr_schema_migrations";
+    let second = migrate(&client).await.unwrap();
+    assert!(second.applied.is_empty(), "{second:?}");
+    assert_eq!(second.version, SCHEMA_VERSION);
+    assert_eq!(count(&client, objects).await, before);
+    assert_eq!(count(&client, ledger).await, 1);
+
+    let tables: Vec<String> = client
+        .query(
+            "SELECT table_name::text FROM information_schema.tables
+             WHERE table_schema = 'public' ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    for table in [
+        "current_processing",
+        "event",
+        "extra_info",
+        "log",
+        "loggr_schema_migrations",
+        "quarantine",
+        "tag",
+    ] {
+        assert!(
+            tables.contains(&table.to_owned()),
+            "{table} missing: {tables:?}"
+        );
+    }
+    let indexes: Vec<String> = client
+        .query(
+            "SELECT indexname::text FROM pg_indexes WHERE tablename = 'event'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    for index in [
+        "event_digest_key",
+        "event_logtime_idx",
+        "event_hostname_logtime_idx",
+        "event_program_logtime_idx",
+        "event_severity_logtime_idx",
+    ] {
+        assert!(
+            indexes.contains(&index.to_owned()),
+            "{index} missing: {indexes:?}"
+        );
+    }
+    assert!(
+        indexes
+            .iter()
+            .any(|i| i == "event_message_trgm_idx" || i == "event_message_fts_idx"),
+        "no message search index: {indexes:?}"
+    );
+    // Concurrent migrators serialise on the advisory lock: both succeed, nothing is applied twice.
+    let other = db.client().await;
+    let (a, b) = tokio::join!(migrate(&client), migrate(&other));
+    assert!(a.unwrap().applied.is_empty() && b.unwrap().applied.is_empty());
+}
+
+#[tokio::test]
+async fn concurrent_first_migrations_apply_each_migration_once() {
+    let db = TestDb::new().await;
+    let (one, two) = (db.client().await, db.client().await);
+    let (a, b) = tokio::join!(migrate(&one), migrate(&two));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let mut applied = [a.applied, b.applied].concat();
+    applied.sort_unstable();
+    assert_eq!(applied, vec![1], "exactly one of them applied migration 1");
+}
+
+#[tokio::test]
+async fn logdate_is_the_utc_day_of_logtime_kept_by_the_trigger() {
+    let (db, client) = TestDb::migrated().await;
+    let mut late = Event::new("late in the evening, New York time");
+    late.timestamp = Some("2026-11-21T23:30:00-05:00".parse().unwrap());
+    let mut unreported = Event::empty("2026-03-01T00:00:01Z".parse().unwrap());
+    unreported.message = Some("no timestamp from the sender".into());
+    db.sink()
+        .write(&[late.clone(), unreported.clone()])
+        .await
+        .unwrap();
+    let day = |digest: Vec<u8>| {
+        let client = &client;
+        async move {
+            let row = client
+                .query_one(
+                    "SELECT logdate::text, reported FROM event WHERE digest = $1",
+                    &[&digest],
+                )
+                .await
+                .unwrap();
+            (row.get::<_, String>(0), row.get::<_, bool>(1))
+        }
+    };
+    let late_digest = late.content_id().0.to_vec();
+    assert_eq!(day(late_digest.clone()).await, ("2026-11-22".into(), true));
+    assert_eq!(
+        day(unreported.content_id().0.to_vec()).await,
+        ("2026-03-01".into(), false),
+        "without a reported time, logtime is received_at"
+    );
+    client
+        .execute(
+            "UPDATE event SET logtime = '2027-01-05T12:00:00Z' WHERE digest = $1",
+            &[&late_digest],
+        )
+        .await
+        .unwrap();
+    assert_eq!(day(late_digest).await.0, "2027-01-05");
+}
+
+#[tokio::test]
+async fn a_stored_batch_reads_back_equal() {
+    let (db, client) = TestDb::migrated().await;
+    let events: Vec<Event> = (0..20).map(full_event).collect();
+    let mut sink = db.sink();
+    let stats = sink.write_batch(&events).await.unwrap();
+    assert_eq!((stats.inserted, stats.duplicates), (20, 0));
+    for event in &events {
+        let back = load_event(&client, &event.content_id())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(back, sd_sorted(event.clone()));
+    }
+    // The columns themselves, as reports and the web UI query them.
+    let row = client
+        .query_one(
+            "SELECT hostname, program, pid, msgid, userid, facility, severity,
+                    structured_data->'origin@32473'->'ip'->>1, encode(digest, 'hex')
+             FROM event WHERE digest = $1",
+            &[&events[3].content_id().0.to_vec()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "web1");
+    assert_eq!(row.get::<_, String>(1), "sshd");
+    assert_eq!(row.get::<_, String>(2), "812");
+    assert_eq!(row.get::<_, String>(3), "LOGIN");
+    assert_eq!(row.get::<_, String>(4), "alice");
+    assert_eq!(row.get::<_, i16>(5), 4);
+    assert_eq!(row.get::<_, i16>(6), 4);
+    assert_eq!(row.get::<_, String>(7), "10.0.0.2");
+    assert_eq!(row.get::<_, String>(8), events[3].content_id().to_hex());
+    assert_eq!(count(&client, "SELECT count(*) FROM tag").await, 40);
+    assert_eq!(
+        count(
+            &client,
+            "SELECT count(*) FROM extra_info WHERE name = 'source_address' AND val = '10.0.0.7'"
+        )
+        .await,
+        1
+    );
+    // Typed field values are stored as text.
+    let mut typed = Event::new("typed");
+    typed.set_field("bytes", 42i64);
+    sink.write(std::slice::from_ref(&typed)).await.unwrap();
+    let back = load_event(&client, &typed.content_id())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back.field("bytes"), Some(&Value::from("42")));
+}
+
+#[tokio::test]
+async fn writing_the_same_batch_twice_stores_each_event_once() {
+    let (db, client) = TestDb::migrated().await;
+    let events: Vec<Event> = (0..50).map(full_event).collect();
+    let mut sink = db.sink();
+    let first = sink.write_batch(&events).await.unwrap();
+    assert_eq!(first.inserted, 50);
+    let counts = || async {
+        (
+            count(&client, "SELECT count(*) FROM event").await,
+            count(&client, "SELECT count(*) FROM tag").await,
+            count(&client, "SELECT count(*) FROM extra_info").await,
+        )
+    };
+    let before = counts().await;
+    assert_eq!(before, (50, 100, 150));
+    // A redelivery, even by another connection, and a partial overlap.
+    let second = db.sink().write_batch(&events).await.unwrap();
+    assert_eq!((second.inserted, second.duplicates), (0, 50));
+    let overlap: Vec<Event> = (40..60).map(full_event).collect();
+    let third = sink.write_batch(&overlap).await.unwrap();
+    assert_eq!((third.inserted, third.duplicates), (10, 10));
+    assert_eq!(counts().await, (60, 120, 180));
+}
+
+#[tokio::test]
+async fn duplicates_within_one_batch_are_stored_once() {
+    let (db, client) = TestDb::migrated().await;
+    let first = full_event(1);
+    let mut again = first.clone();
+    again.received_at = "2026-11-21T10:00:05Z".parse().unwrap();
+    again.tags.clear();
+    again.add_tag("resent");
+    let other = full_event(2);
+    let stats = db
+        .sink()
+        .write_batch(&[first.clone(), again, other, first.clone()])
+        .await
+        .unwrap();
+    assert_eq!((stats.inserted, stats.duplicates), (2, 2));
+    assert_eq!(count(&client, "SELECT count(*) FROM event").await, 2);
+    let back = load_event(&client, &first.content_id())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        back,
+        sd_sorted(first),
+        "the first copy in the batch is the one stored"
+    );
+}
+
+#[tokio::test]
+async fn nul_characters_and_non_utf8_raw_bytes_are_stored_safely() {
+    let (db, client) = TestDb::migrated().await;
+    let mut event = Event::new("before\0after");
+    event.hostname = Some("host\0name".into());
+    event.structured_data.push("sd\0id", "pa\0ram", "va\0lue");
+    event.add_tag("ta\0g");
+    event.set_field("fi\0eld", "va\0l");
+    event.set_field("userid", "bo\0b");
+    event.raw = Some(Bytes::from_static(b"\xff\xfe raw \x00 bytes \xc3\x28"));
+    let mut sink = db.sink();
+    sink.write(std::slice::from_ref(&event)).await.unwrap();
+    let back = load_event(&client, &event.content_id())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back.raw, event.raw, "raw bytes are kept exactly");
+    let fffd = |text: &str| text.replace('\0', "\u{FFFD}");
+    assert_eq!(back.message_str(), fffd("before\0after"));
+    assert_eq!(back.hostname.as_deref(), Some(&*fffd("host\0name")));
+    assert!(back.has_tag(&fffd("ta\0g")));
+    assert_eq!(
+        back.field(&fffd("fi\0eld")).and_then(Value::as_str),
+        Some(&*fffd("va\0l"))
+    );
+    assert_eq!(
+        back.field("userid").and_then(Value::as_str),
+        Some(&*fffd("bo\0b"))
+    );
+    let element = back.structured_data.get(&fffd("sd\0id")).unwrap();
+    assert_eq!(
+        element.values(&fffd("pa\0ram")).next().map(|v| &**v),
+        Some(&*fffd("va\0lue"))
+    );
+    // Redelivery still deduplicates: the digest is the original event's.
+    let stats = sink.write_batch(&[event]).await.unwrap();
+    assert_eq!(stats.duplicates, 1);
+    assert_eq!(count(&client, "SELECT count(*) FROM event").await, 1);
+    assert_eq!(count(&client, "SELECT count(*) FROM quarantine").await, 0);
+}
+
+/// An event PostgreSQL refuses: a reported time before 4713 BC (SQLSTATE 22008).
+fn poison() -> Event {
+    let mut event = Event::new("sent from the distant past");
+    event.timestamp = Some(Timestamp::MIN);
+    event.raw = Some(Bytes::from_static(b"<13>Jan  1 00:00:00 \xff poison"));
+    event.add_tag("doomed");
+    event
+}
+
+#[tokio::test]
+async fn a_refused_event_goes_to_quarantine_and_the_rest_of_the_batch_commits() {
+    let (db, client) = TestDb::migrated().await;
+    let mut events: Vec<Event> = (0..10).map(full_event).collect();
+    let poison = poison();
+    events.insert(4, poison.clone());
+    let mut sink = db.sink();
+    let stats = sink.write_batch(&events).await.unwrap();
+    assert_eq!((stats.inserted, stats.quarantined), (10, 1), "{stats:?}");
+    assert!(stats.transactions > 2, "the batch was split: {stats:?}");
+    assert_eq!(count(&client, "SELECT count(*) FROM event").await, 10);
+    assert_eq!(count(&client, "SELECT count(*) FROM tag").await, 20);
+    let row = client
+        .query_one(
+            "SELECT sqlstate, error, event::text, raw FROM quarantine WHERE digest = $1",
+            &[&poison.content_id().0.to_vec()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "22008");
+    let error: String = row.get(1);
+    assert!(error.contains("out of range"), "{error}");
+    let stored: Event = serde_json::from_str(row.get::<_, &str>(2)).unwrap();
+    assert_eq!(stored, poison, "the canonical JSON keeps the whole event");
+    assert_eq!(
+        row.get::<_, Vec<u8>>(3),
+        poison.raw.as_deref().unwrap().to_vec()
+    );
+    // Redelivered: nothing new anywhere.
+    let again = sink.write_batch(&events).await.unwrap();
+    assert_eq!(again.inserted, 0);
+    assert_eq!(count(&client, "SELECT count(*) FROM quarantine").await, 1);
+    assert_eq!(count(&client, "SELECT count(*) FROM event").await, 10);
+}
+
+#[tokio::test]
+async fn without_quarantine_a_refused_event_is_a_permanent_error() {
+    let (db, client) = TestDb::migrated().await;
+    let config = PostgresSinkConfig {
+        quarantine: false,
+        ..PostgresSinkConfig::new(&db.url)
+    };
+    let mut sink = PostgresSink::new(config).unwrap();
+    let error = sink
+        .write(&[full_event(1), poison()])
+        .await
+        .expect_err("the poison is refused");
+    assert!(!error.is_transient(), "{error}");
+    assert!(error.to_string().contains("22008"), "{error}");
+    assert_eq!(count(&client, "SELECT count(*) FROM event").await, 0);
+    // The session is still usable.
+    sink.write(&[full_event(1)]).await.unwrap();
+    assert_eq!(count(&client, "SELECT count(*) FROM event").await, 1);
+}
+
+#[tokio::test]
+async fn a_killed_connection_is_a_transient_error_and_the_next_write_reconnects() {
+    let (db, client) = TestDb::migrated().await;
+    let first: Vec<Event> = (0..30).map(full_event).collect();
+    let second: Vec<Event> = (30..60).map(full_event).collect();
+    let mut sink = db.sink();
+    sink.write(&first).await.unwrap();
+    assert_eq!(db.terminate_sink_sessions().await, 1);
+    let error = sink.write(&second).await.expect_err("the session is gone");
+    assert!(error.is_transient(), "{error}");
+    // What the runner does: write the same batch again.
+    let stats = sink.write_batch(&second).await.unwrap();
+    assert_eq!(stats.inserted, 30);
+    let stats = sink.write_batch(&first).await.unwrap();
+    assert_eq!((stats.inserted, stats.duplicates), (0, 30));
+    assert_eq!(count(&client, "SELECT count(*) FROM event").await, 60);
+    assert_eq!(
+        count(&client, "SELECT count(DISTINCT digest) FROM event").await,
+        60
+    );
+}
+
+#[tokio::test]
+async fn a_missing_schema_is_transient_until_it_is_created() {
+    let db = TestDb::new().await;
+    let mut sink = db.sink();
+    let error = sink.write(&[full_event(1)]).await.unwrap_err();
+    assert!(error.is_transient(), "{error}");
+    assert!(error.to_string().contains("loggr_ctl init-db"), "{error}");
+    migrate(&db.client().await).await.unwrap();
+    sink.write(&[full_event(1)]).await.unwrap();
+    // `migrate = true` creates it on connect.
+    let fresh = TestDb::new().await;
+    let config = PostgresSinkConfig {
+        migrate: true,
+        ..PostgresSinkConfig::new(&fresh.url)
+    };
+    PostgresSink::new(config)
+        .unwrap()
+        .write(&[full_event(1)])
+        .await
+        .unwrap();
+    let client = fresh.client().await;
+    assert_eq!(count(&client, "SELECT count(*) FROM event").await, 1);
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_a_transient_error() {
+    // Port 9 (discard) is closed on the test machine: the connection is refused.
+    let config = PostgresSinkConfig {
+        connect_timeout: Duration::from_secs(2),
+        ..PostgresSinkConfig::new("postgresql://root@127.0.0.1:9/none")
+    };
+    let error = PostgresSink::new(config)
+        .unwrap()
+        .write(&[Event::new("x")])
+        .await
+        .unwrap_err();
+    assert!(error.is_transient(), "{error}");
+    // The cause is in the message, not only "error connecting to server".
+    assert!(error.to_string().contains("refused"), "{error}");
+}
+
+#[tokio::test]
+async fn the_sink_built_from_toml_through_the_registry_stores_a_pipeline_s_events() {
+    let (db, client) = TestDb::migrated().await;
+    loggr_sinks::link();
+    let registry = Registry::from_inventory().unwrap();
+    let plugin = registry.sink("postgres").expect("postgres is registered");
+    let table: toml::Table = toml::from_str(&format!(
+        "url = {:?}\nstatement_timeout = \"30s\"\napplication_name = \"loggr-test\"",
+        db.url
+    ))
+    .unwrap();
+    let cx = BuildContext {
+        name: "db".into(),
+        metrics: Metrics::new(),
+    };
+    let sink = plugin.build("db", table, &cx).unwrap();
+    let (source, outcomes) = MemorySource::new(numbered_events("pipeline event", 500), 50);
+    Pipeline::builder()
+        .source("memory", source)
+        .boxed_sink("db", sink, SinkOptions::default())
+        .build()
+        .unwrap()
+        .run(CancellationToken::new())
+        .await
+        .unwrap();
+    assert!(outcomes.all_delivered(), "{:?}", outcomes.get());
+    assert_eq!(count(&client, "SELECT count(*) FROM event").await, 500);
+
+    let bad: toml::Table = toml::from_str("url = \"host=x\"\nstatment_timeout = \"1s\"").unwrap();
+    let error = plugin.build("db", bad, &cx).err().unwrap().to_string();
+    assert!(error.contains("statment_timeout"), "{error}");
+}
