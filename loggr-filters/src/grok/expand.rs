@@ -5,6 +5,7 @@
 //! groups exist). A source map remembers where every output byte came from, so a regex syntax
 //! error can point into the right definition.
 
+use std::collections::HashMap;
 use std::ops::Range;
 
 use super::error::GrokError;
@@ -65,6 +66,8 @@ impl Expansion {
 
 struct Expander<'a> {
     bank: &'a PatternBank,
+    /// Inline definitions met so far (`%{NAME=regex}`): they win over the bank.
+    inline: HashMap<String, String>,
     named_captures_only: bool,
     top: &'a str,
     out: String,
@@ -82,6 +85,7 @@ pub(crate) fn expand(
 ) -> Result<Expansion, GrokError> {
     let mut expander = Expander {
         bank,
+        inline: HashMap::new(),
         named_captures_only,
         top: pattern,
         out: String::with_capacity(pattern.len() * 8),
@@ -268,12 +272,23 @@ impl Expander<'_> {
             text: text.to_owned(),
             span,
         };
-        let Some(close) = text[i..].find('}') else {
+        let Some(head_len) = text[i + 2..].find(['=', '}']) else {
             return Err(bad("unclosed %{", i..i + 2));
         };
-        let end = i + close + 1;
+        let head_end = i + 2 + head_len;
+        // `%{NAME:field=regex}` defines NAME inline (logstash's jls-grok syntax); the
+        // definition runs to the `}` that balances the braces it opens (`{2,3}`), `\}` being
+        // a brace of its own.
+        let (definition, end) = if text.as_bytes()[head_end] == b'=' {
+            let Some(close) = definition_end(text, head_end + 1) else {
+                return Err(bad("unclosed %{", i..i + 2));
+            };
+            (Some(&text[head_end + 1..close]), close + 1)
+        } else {
+            (None, head_end + 1)
+        };
         let span = i..end;
-        let inner = &text[i + 2..end - 1];
+        let inner = &text[i + 2..head_end];
         let mut parts = inner.splitn(3, ':');
         let name = parts.next().unwrap_or_default();
         let field = parts.next();
@@ -298,13 +313,22 @@ impl Expander<'_> {
                 span,
             });
         }
-        let Some(definition) = self.bank.get(name) else {
-            return Err(GrokError::UnknownPattern {
-                name: name.to_owned(),
-                within: within.map(str::to_owned),
-                text: text.to_owned(),
-                span,
-            });
+        if let Some(definition) = definition {
+            self.inline.insert(name.to_owned(), definition.to_owned());
+        }
+        let definition = match self.inline.get(name) {
+            Some(definition) => definition.clone(),
+            None => match self.bank.get(name) {
+                Some(definition) => definition.to_owned(),
+                None => {
+                    return Err(GrokError::UnknownPattern {
+                        name: name.to_owned(),
+                        within: within.map(str::to_owned),
+                        text: text.to_owned(),
+                        span,
+                    })
+                }
+            },
         };
         let field = match field {
             Some(field) if !field.is_empty() => Some(field_path(field)),
@@ -318,13 +342,31 @@ impl Expander<'_> {
         self.emit(&opening, source, i);
         let definition_source = u32::try_from(self.sources.len()).unwrap_or(u32::MAX);
         self.sources
-            .push((Some(name.to_owned()), definition.to_owned()));
+            .push((Some(name.to_owned()), definition.clone()));
         self.stack.push(name.to_owned());
-        self.expand_text(definition, definition_source, Some(name))?;
+        self.expand_text(&definition, definition_source, Some(name))?;
         self.stack.pop();
         self.emit(")", source, end - 1);
         Ok(end)
     }
+}
+
+/// The index of the `}` closing an inline definition that starts at `start`.
+fn definition_end(text: &str, start: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = start;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 1,
+            b'{' => depth += 1,
+            b'}' if depth == 0 => return Some(i),
+            b'}' => depth -= 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 /// Oniguruma's POSIX bracket classes are Unicode-aware on UTF-8 text (`[[:alnum:]]` matches

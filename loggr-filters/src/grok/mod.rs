@@ -20,6 +20,9 @@
 //!   `%{NAME:field}` captures into `field`, `%{NAME:field:int}` / `:float` converts (a value
 //!   that does not convert stays text). Field references such as `[process][pid]` become the
 //!   dotted name `process.pid`. Raw `(?<name>…)` groups capture too.
+//! - `%{NAME:field=regex}` (or `%{NAME=regex}`) defines `NAME` inline, for this reference and
+//!   the later ones of the same pattern (jls-grok's syntax); braces in `regex` must balance
+//!   (`\}` is a literal brace).
 //! - The pattern is searched (not anchored), with "dot matches newline"; `\d \w \s \h` are
 //!   ASCII classes, as in Ruby/Joni.
 //! - Empty and unmatched captures are dropped (unless `keep_empty_captures`). A capture into a
@@ -35,36 +38,57 @@
 //! Logstash patterns need look-around (`IPV4` starts with `(?<![0-9])`) and atomic groups
 //! (`YEAR`, `QUOTEDSTRING`), which the `regex` crate does not have. The two candidates were
 //! [`fancy-regex`](https://docs.rs/fancy-regex) and `onig` (Oniguruma, the `grok` crate's
-//! default engine). Measured on this machine (`%{SYSLOGLINE}` over the 7,996 lines of the
-//! loghub corpus, one core; figures vary ±20% with load):
+//! default engine). fancy-regex is the reference here: pure Rust (no C toolchain, no `unsafe`
+//! FFI in the data path), every look-around-free part runs on the `regex` crate's
+//! linear-time engines (so classic ReDoS shapes like `(a+)+` cost microseconds, not a retry
+//! limit), and the backtracking part has a **step budget** ([`GrokConfig::max_backtracks`]):
+//! a match that exceeds it stops with a typed error, and the event is tagged `_grok_timeout`
+//! — never a silent "no match", never a stalled worker. A step budget is deterministic (the
+//! same line gives the same answer on a loaded and an idle machine); `timeout_ms` adds a
+//! wall-clock limit over the pattern list.
 //!
-//! | engine | lines/s | `^(a+)+$` on 30 `a`s and `!` |
-//! | --- | --- | --- |
-//! | `grok` crate 2.4 (Oniguruma) | ~100-145 k | 256 ms, then Oniguruma's retry-limit error |
-//! | `onig` directly | ~100-145 k | same |
-//! | `fancy-regex` 0.20 | ~27-32 k | 15 µs (delegated to `regex`, linear) |
-//! | `fancy-regex` 0.20 + the relaxed prefilter below | ~100-130 k | 15 µs |
+//! But fancy-regex's backtracker is slow on a pattern the size of `%{SYSLOGLINE}` (2.5 kB of
+//! regex), and so are the `regex` crate's own capture engines on its look-around-free twin
+//! (the bounded backtracker and the PikeVM walk its 1,600 NFA states byte by byte). So the
+//! captures come from a third path, `fast.rs`: fancy-regex's parse tree is cut into parts
+//! that the `regex` crate's *lazy DFAs* match, and the backtracker's path is rebuilt from
+//! them, one DFA run per decision, with every look-around checked on the way (the module
+//! documentation of `fast.rs` proves that the answer is fancy-regex's). When that path cannot
+//! decide a line (a look-around fails on it, a part meets non-ASCII text next to a Unicode
+//! `\b`, …) the line goes to fancy-regex, from the start the DFA path found. 316 of the 317
+//! bundled definitions and all 351 corpus cases have the DFA path; a test compares both paths
+//! on every loghub line, on the corpus cases and on lines made to fail a look-around.
 //!
-//! loggr uses `fancy-regex`: pure Rust (no C toolchain, no `unsafe` FFI in the data path),
-//! every look-around-free part runs on the `regex` crate's linear-time engines (so classic
-//! ReDoS shapes like `(a+)+` cost microseconds, not a retry limit), and the backtracking part
-//! has a **step budget** ([`GrokConfig::max_backtracks`]): a match that exceeds it stops
-//! with a typed error, and the event is tagged `_grok_timeout` — never a silent "no match",
-//! never a stalled worker. A step budget is deterministic (the same line gives the same
-//! answer on a loaded and an idle machine), which a wall-clock timeout is not.
+//! Measured with `cargo bench --bench filters` (`%{SYSLOGLINE}` over the 7,996 lines of the
+//! loghub corpus, both engines in the same run, with the same fields checked equal on every
+//! line; loggr's figure includes cloning the event and writing the fields). The machine is
+//! shared with other builds (load average 6-8 on 2 cores during these runs), so wall-clock
+//! figures are the medians of three runs (range in brackets) and move with the load; the
+//! CPU-time column (`LOGGR_BENCH_CPU_TIME=1 cargo bench --bench filters`: the same loops,
+//! timed by the thread's CPU time; median of three runs) is steadier:
 //!
-//! Speed comes from a prefilter: each pattern also gets a *relaxed* twin for the `regex`
-//! crate, with look-arounds replaced by nothing and atomic groups by plain ones. It matches
-//! everything the real pattern matches, so a line it rejects is rejected without running the
-//! backtracker, and its match start is where the backtracker begins. The bench
-//! `benches/filters.rs` runs loggr and the `grok` crate side by side.
+//! | engine | lines/s (wall) | lines/s (CPU) | `^(a+)+$` on 30 `a`s and `!` |
+//! | --- | --- | --- | --- |
+//! | `grok` crate 2.4 (Oniguruma) | 28 k (27-36) | 53 k | 256 ms, then Oniguruma's retry-limit error |
+//! | loggr: DFA path, fancy-regex fallback | 174 k (165-250) | 333 k | 0.7 µs (a `regex` DFA, linear) |
+//!
+//! loggr is 6.0 to 7.0 times the `grok` crate run by run (wall clock), 6.3 times in CPU time.
+//!
+//! The other candidates, per line of the same corpus (search only, release build, same loaded
+//! machine): fancy-regex with a relaxed-pattern prefilter (the previous loggr) 18-25 µs; the
+//! `regex` crate's captures on the relaxed pattern 8-10 µs with its meta engine, 6.4 µs with a
+//! bounded backtracker on the match span; the DFA path 2.1 µs. fancy-regex alone is about
+//! three times slower than with the prefilter.
 
 mod error;
 mod expand;
+mod fast;
 mod patterns;
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
@@ -75,6 +99,7 @@ pub use error::GrokError;
 pub use patterns::PatternBank;
 
 use expand::{expand, relax, Conversion};
+use fast::{FastOutcome, FastPath};
 
 /// Configuration of the `grok` filter.
 #[derive(Clone, Debug, Deserialize)]
@@ -128,6 +153,13 @@ pub struct GrokConfig {
     /// patterns run in linear time and never need it.
     #[serde(default = "default_max_backtracks")]
     pub max_backtracks: usize,
+    /// Wall-clock limit for one message over the whole pattern list, in milliseconds
+    /// (default none). It is checked before each pattern after the first: when it has run
+    /// out, the remaining patterns are not tried and the event is tagged `tag_on_timeout`
+    /// (a match found late is kept). One pattern's match is not interrupted;
+    /// `max_backtracks` bounds it.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
 }
 
 fn default_source() -> String {
@@ -172,6 +204,7 @@ impl GrokConfig {
             tag_on_failure: default_tag_on_failure(),
             tag_on_timeout: default_tag_on_timeout(),
             max_backtracks: default_max_backtracks(),
+            timeout_ms: None,
         }
     }
 
@@ -217,14 +250,19 @@ struct Compiled {
     /// The pattern as configured (the value of `grok_pattern`).
     text: Text,
     regex: fancy_regex::Regex,
-    /// The relaxed twin, when the pattern needs the backtracker and has one.
+    /// The DFA capture path, when the pattern has one.
+    fast: Option<FastPath>,
+    /// The relaxed twin, when the pattern needs the backtracker, has one and no fast path.
     prefilter: Option<regex::Regex>,
     captures: Vec<Capture>,
 }
 
+/// The spans of a match's captures, in the order of [`Compiled::captures`].
+type Spans = Vec<Option<Range<usize>>>;
+
 /// What a pattern list made of one text.
 enum Outcome<'t> {
-    Matched(&'t Compiled, fancy_regex::Captures<'t, str>),
+    Matched(&'t Compiled, Spans),
     NoMatch,
     OverBudget,
 }
@@ -238,6 +276,7 @@ pub struct Grok {
     keep_empty_captures: bool,
     tag_on_failure: Vec<Text>,
     tag_on_timeout: Text,
+    timeout: Option<Duration>,
 }
 
 impl Grok {
@@ -278,20 +317,43 @@ impl Grok {
                 .map(|tag| Text::from(tag.as_str()))
                 .collect(),
             tag_on_timeout: Text::from(config.tag_on_timeout.as_str()),
+            timeout: config.timeout_ms.map(Duration::from_millis),
         })
     }
 
     fn search<'t>(&'t self, text: &'t str) -> Outcome<'t> {
-        for pattern in &self.patterns {
-            let start = match &pattern.prefilter {
-                Some(prefilter) => match prefilter.find(text) {
-                    Some(found) => found.start(),
-                    None => continue,
-                },
-                None => 0,
+        let deadline = self
+            .timeout
+            .and_then(|timeout| Instant::now().checked_add(timeout));
+        for (index, pattern) in self.patterns.iter().enumerate() {
+            if index > 0 && deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                tracing::debug!(pattern = &*pattern.text, "Grok time limit reached");
+                return Outcome::OverBudget;
+            }
+            let start = if let Some(fast) = &pattern.fast {
+                match fast.search(text, true) {
+                    FastOutcome::Matched(spans) => return Outcome::Matched(pattern, spans),
+                    FastOutcome::NoMatch => continue,
+                    FastOutcome::Fallback(start) => start,
+                }
+            } else {
+                match &pattern.prefilter {
+                    Some(prefilter) => match prefilter.find(text) {
+                        Some(found) => found.start(),
+                        None => continue,
+                    },
+                    None => 0,
+                }
             };
             match pattern.regex.captures_from_pos(text, start) {
-                Ok(Some(captures)) => return Outcome::Matched(pattern, captures),
+                Ok(Some(captures)) => {
+                    let spans = pattern
+                        .captures
+                        .iter()
+                        .map(|capture| captures.get(capture.group).map(|found| found.range()))
+                        .collect();
+                    return Outcome::Matched(pattern, spans);
+                }
                 Ok(None) => {}
                 Err(error) => {
                     tracing::debug!(pattern = &*pattern.text, %error, "Grok match abandoned");
@@ -337,11 +399,24 @@ fn compile(config: &GrokConfig, bank: &PatternBank, pattern: &str) -> Result<Com
                 }
             }
         })?;
+    let fast = match FastPath::new(&expansion.regex, expansion.captures.len()) {
+        Ok(fast) => Some(fast),
+        Err(why) => {
+            tracing::debug!(
+                pattern,
+                reason = why.0,
+                "Grok pattern runs on fancy-regex only"
+            );
+            None
+        }
+    };
     let prefilter = match relax(&expansion.regex) {
-        Some(relaxed) if relaxed != expansion.regex => regex::RegexBuilder::new(&relaxed)
-            .dot_matches_new_line(true)
-            .build()
-            .ok(),
+        Some(relaxed) if fast.is_none() && relaxed != expansion.regex => {
+            regex::RegexBuilder::new(&relaxed)
+                .dot_matches_new_line(true)
+                .build()
+                .ok()
+        }
         _ => None,
     };
     let mut groups = vec![0; expansion.captures.len()];
@@ -371,6 +446,7 @@ fn compile(config: &GrokConfig, bank: &PatternBank, pattern: &str) -> Result<Com
     Ok(Compiled {
         text: Text::from(pattern),
         regex,
+        fast,
         prefilter,
         captures,
     })
@@ -416,15 +492,15 @@ impl Filter for Grok {
             return Ok(Verdict::Keep);
         };
         match self.search(&text) {
-            Outcome::Matched(pattern, captures) => {
-                for capture in &pattern.captures {
-                    let Some(found) = captures.get(capture.group) else {
+            Outcome::Matched(pattern, spans) => {
+                for (capture, span) in pattern.captures.iter().zip(spans) {
+                    let Some(span) = span else {
                         continue;
                     };
-                    if found.as_str().is_empty() && !self.keep_empty_captures {
+                    if span.is_empty() && !self.keep_empty_captures {
                         continue;
                     }
-                    let value = text.slice_ref(found.as_str());
+                    let value = text.slice_ref(&text[span]);
                     if capture.to_message {
                         event.message = Some(value);
                         continue;

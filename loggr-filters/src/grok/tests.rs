@@ -329,6 +329,7 @@ fn registered_and_built_from_toml() {
         patterns = ["%{SYSLOGBASE} %{GREEDYDATA:rest}"]
         prefix = "s_"
         max_backtracks = 5000
+        timeout_ms = 50
         pattern_definitions = { MINE = "x" }
         "#,
     )
@@ -344,7 +345,7 @@ fn registered_and_built_from_toml() {
     let bad: toml::Table = toml::from_str("patterns = [\"%{NOPE}\"]").unwrap();
     let error = plugin.build("g", bad, &cx).unwrap_err().to_string();
     assert!(error.contains("unknown pattern NOPE"), "{error}");
-    let unknown: toml::Table = toml::from_str("patterns = [\"x\"]\ntimeout_ms = 3").unwrap();
+    let unknown: toml::Table = toml::from_str("patterns = [\"x\"]\nno_such_option = 3").unwrap();
     assert!(plugin.build("g", unknown, &cx).is_err());
 }
 
@@ -361,4 +362,311 @@ fn prefilter_never_changes_the_answer() {
         let event = run(&grok, line);
         assert_eq!(text(&event, field), Some(want), "{line}");
     }
+}
+
+// The fast (DFA) capture path against fancy-regex, the reference.
+
+/// The shared corpus (`$LOGGR_SHARED_DIR/corpus`, else `../shared/corpus` next to the
+/// workspace). Missing corpus = failure, never a silent skip.
+fn corpus_dir() -> std::path::PathBuf {
+    let shared = std::env::var_os("LOGGR_SHARED_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared")
+        });
+    let corpus = shared.join("corpus");
+    assert!(
+        corpus.join("loghub").is_dir(),
+        "the shared test corpus is missing at {}: set LOGGR_SHARED_DIR",
+        corpus.display()
+    );
+    corpus
+}
+
+fn loghub_lines() -> Vec<String> {
+    let dir = corpus_dir().join("loghub");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "log"))
+        .collect();
+    files.sort();
+    let mut lines = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(file).unwrap();
+        lines.extend(text.lines().map(str::to_owned));
+    }
+    assert!(lines.len() > 7000, "{}", lines.len());
+    lines
+}
+
+/// fancy-regex's answer: the capture spans, `None` for no match.
+fn fancy_spans(pattern: &Compiled, line: &str) -> Option<Spans> {
+    let captures = pattern.regex.captures(line).unwrap()?;
+    Some(
+        pattern
+            .captures
+            .iter()
+            .map(|capture| captures.get(capture.group).map(|found| found.range()))
+            .collect(),
+    )
+}
+
+/// How the fast path decided a line.
+#[derive(Debug, Default)]
+struct Tally {
+    /// The fast path answered (match or no match) and agreed with fancy-regex.
+    decided: usize,
+    /// The fast path handed the line to fancy-regex.
+    fell_back: usize,
+    /// The fast path answered differently from fancy-regex.
+    wrong: Vec<String>,
+}
+
+fn compare(pattern: &Compiled, line: &str, verify: bool, tally: &mut Tally) {
+    let fast = pattern.fast.as_ref().expect("the pattern has a fast path");
+    let want = fancy_spans(pattern, line);
+    let got = match fast.search(line, verify) {
+        fast::FastOutcome::Matched(spans) => Some(spans),
+        fast::FastOutcome::NoMatch => None,
+        fast::FastOutcome::Fallback(start) => {
+            // The fallback's start never skips the real match.
+            if let Some(want) = &want {
+                let real = pattern.regex.find(line).unwrap().unwrap().start();
+                assert!(start <= real, "{line:?}: start {start} > {real} ({want:?})");
+            }
+            tally.fell_back += 1;
+            return;
+        }
+    };
+    if got == want {
+        tally.decided += 1;
+    } else {
+        tally.wrong.push(format!(
+            "`{}` on {line:?}: fast {got:?}, fancy-regex {want:?}",
+            pattern.text
+        ));
+    }
+}
+
+#[test]
+fn fast_path_agrees_with_fancy_regex_on_every_loghub_line() {
+    let lines = loghub_lines();
+    // SYSLOGLINE on every line, the others on every third (debug builds are slow).
+    let patterns = [
+        ("%{SYSLOGLINE}", 1),
+        ("%{SYSLOGBASE} %{GREEDYDATA:rest}", 3),
+        (
+            "%{SYSLOGTIMESTAMP:ts} %{DATA:host} %{DATA:prog}: %{GREEDYDATA:msg}",
+            3,
+        ),
+        ("%{IP:ip}", 3),
+        ("%{IPORHOST:host}", 3),
+        ("%{NUMBER:n} %{WORD:w}", 3),
+        ("%{TIME:time}", 3),
+        ("%{PROG:prog}(?:\\[%{POSINT:pid}\\])?: %{WORD:first}", 3),
+        ("user %{USERNAME:user} from %{IPORHOST:from}", 3),
+        ("(?:%{WORD:word} )+%{INT:int}", 3),
+        ("%{QUOTEDSTRING:quoted}", 3),
+    ];
+    for (text, step) in patterns {
+        let grok = grok(&[text]);
+        let pattern = &grok.patterns[0];
+        assert!(pattern.fast.is_some(), "{text} has no fast path");
+        let mut tally = Tally::default();
+        for line in lines.iter().step_by(step) {
+            compare(pattern, line, true, &mut tally);
+        }
+        assert!(tally.wrong.is_empty(), "{:#?}", tally.wrong);
+        // The fast path does the work: fancy-regex runs on a few lines at most.
+        let total = tally.decided + tally.fell_back;
+        assert!(
+            tally.fell_back * 100 <= total,
+            "{text}: {} of {total} lines fell back",
+            tally.fell_back
+        );
+        if text == "%{SYSLOGLINE}" {
+            assert_eq!(tally.fell_back, 0, "{tally:?}");
+        }
+    }
+}
+
+#[test]
+fn fast_path_agrees_with_fancy_regex_on_the_corpus_cases() {
+    let corpus = corpus_dir();
+    let legacy = PatternBank::legacy();
+    let mut ecs = PatternBank::empty();
+    ecs.load_dir(&corpus.join("grok-patterns/ecs-v1")).unwrap();
+    let text = std::fs::read_to_string(corpus.join("grok-cases.jsonl")).unwrap();
+    let mut tally = Tally::default();
+    let mut without_fast_path = 0;
+    for line in text.lines().filter(|line| !line.trim().is_empty()) {
+        let case: serde_json::Value = serde_json::from_str(line).unwrap();
+        let bank = match case["mode"].as_str().unwrap() {
+            "legacy" => &legacy,
+            _ => &ecs,
+        };
+        let mut pattern = case["pattern"].as_str().unwrap().to_owned();
+        if case["anchored"].as_bool() == Some(true) {
+            pattern = format!("^{pattern}$");
+        }
+        let grok = Grok::with_bank(&GrokConfig::new([pattern]), bank).unwrap();
+        let compiled = &grok.patterns[0];
+        if compiled.fast.is_none() {
+            without_fast_path += 1;
+            continue;
+        }
+        let input = case["input"].as_str().unwrap();
+        // The input, and variants that move, cut or disturb it.
+        let half = (0..=input.len() / 2)
+            .rev()
+            .find(|&at| input.is_char_boundary(at))
+            .unwrap();
+        let variants = [
+            input.to_owned(),
+            format!("0 {input} 9"),
+            format!("1{input}1"),
+            input[..half].to_owned(),
+            input.replace(' ', "  "),
+            input.replace('.', "0"),
+            input.to_uppercase(),
+            format!("{input}\n{input}"),
+        ];
+        for line in variants {
+            compare(compiled, &line, true, &mut tally);
+        }
+    }
+    eprintln!(
+        "corpus cases: {} lines decided by the fast path, {} fell back; {without_fast_path} \
+         patterns without one",
+        tally.decided, tally.fell_back
+    );
+    assert!(tally.wrong.is_empty(), "{:#?}", tally.wrong);
+    // All cases but a handful have a fast path, and it decides nine lines in ten or more.
+    assert!(without_fast_path <= 5, "{without_fast_path}");
+    let total = tally.decided + tally.fell_back;
+    assert!(tally.decided * 10 >= total * 9, "{tally:?}");
+}
+
+/// Lines whose relaxed match (look-arounds ignored) breaks a look-around, so the fast path
+/// must hand them to fancy-regex; and lines where nothing goes wrong.
+const CRAFTED: &[(&str, &str)] = &[
+    // IPV4's look-behind: `234.5.6.7` follows a digit.
+    ("%{IPV4:ip}", "1234.5.6.7"),
+    ("%{IPV4:ip}", "ip 10.1.2.3 ok"),
+    // BASE10NUM's look-behind `(?<![0-9.+-])`.
+    ("%{NUMBER:n}", "+-5"),
+    ("%{NUMBER:n}", "took 1.25 s"),
+    // TIME's look-ahead `(?![0-9])`.
+    ("%{TIME:t}", "at 12:34:567"),
+    ("%{TIME:t}", "at 12:34:56."),
+    // A look-behind inside a loop: the third number would be `-3`, which follows a digit.
+    ("(?:%{NUMBER:n} ?)+", "1 2-3"),
+    ("(?:%{NUMBER:n} ?)+", "1 2 -3"),
+    // IPV4's look-ahead after its last octet: the first path of the octets (`21`) fails it,
+    // the guarded leaf finds `216`; inside the repeated SYSLOGHOST, no IPv4 passes it and
+    // the real pattern reads a host name.
+    ("%{IP:ip}", "from 24.54.76.216 (x)"),
+    (
+        "%{SYSLOGLINE}",
+        "Jun 14 15:16:01 1.2.3.4567.8.9.1 sshd[1]: x",
+    ),
+    ("%{SYSLOGLINE}", "Jun 14 15:16:01 10.0.0.216 sshd[1]: x"),
+    ("%{SYSLOGLINE}", "Jun 14 15:16:01 10.0.0.1 sshd[1]: x"),
+    // Non-ASCII next to a Unicode word boundary: the DFAs give up, fancy-regex answers.
+    ("%{SYSLOGLINE}", "Jun 14 15:16:01 hôte sshd[1]: été"),
+    ("%{SYSLOGLINE}", "Jün 14 15:16:01 host su: x"),
+    ("%{SYSLOGLINE}", "Jun 14 15:16:01 host prögram[1]: x"),
+    // QUOTEDSTRING: atomic groups in atomic groups, and a look-behind for the backslash
+    // before the opening quote.
+    ("%{QS:q}", r#"say "hi \"there\"" now"#),
+    ("%{QS:q}", r#"a \"b" c"#),
+    ("%{QS:q}", "it's 'quoted' ''"),
+    // An atomic group: BASE10NUM takes `1.5` and never gives back `.5`.
+    ("%{NUMBER:n}\\.5", "1.5"),
+    ("%{NUMBER:n}\\.5 ", "2 1.5.5 "),
+];
+
+fn crafted_tally(verify: bool) -> Tally {
+    let mut tally = Tally::default();
+    for (text, line) in CRAFTED {
+        let grok = grok(&[text]);
+        compare(&grok.patterns[0], line, verify, &mut tally);
+    }
+    tally
+}
+
+#[test]
+fn failed_look_arounds_fall_back_to_fancy_regex() {
+    let tally = crafted_tally(true);
+    assert!(tally.wrong.is_empty(), "{:#?}", tally.wrong);
+    assert!(tally.fell_back >= 5, "{tally:?}");
+    assert!(tally.decided >= 8, "{tally:?}");
+    // The whole filter gives fancy-regex's answer on the fallen-back lines.
+    let event = run(
+        &grok(&["%{SYSLOGLINE}"]),
+        "Jun 14 15:16:01 1.2.3.4567.8.9.1 sshd[1]: x",
+    );
+    assert_eq!(text(&event, "logsource"), Some("1.2.3.4567.8.9.1"));
+    assert!(run(&grok(&["%{IPV4:ip}"]), "1234.5.6.7").has_tag("_grokparsefailure"));
+    assert!(run(&grok(&["%{NUMBER:n}\\.5"]), "1.5").has_tag("_grokparsefailure"));
+}
+
+#[test]
+fn skipping_the_look_around_checks_gives_wrong_answers() {
+    // The mutation check of the test above: without the checks, the same comparison fails.
+    let tally = crafted_tally(false);
+    assert!(tally.wrong.len() >= 3, "{tally:?}");
+    assert!(
+        tally.wrong.iter().any(|wrong| wrong.contains("2-3")),
+        "{:#?}",
+        tally.wrong
+    );
+}
+
+#[test]
+fn inline_pattern_definitions() {
+    // `%{NAME:field=regex}` defines NAME for this reference and the later ones; braces in the
+    // definition balance, `\}` is a brace.
+    let grok = grok(&[r"%{QUEUEID:queue=[0-9A-F]{10,11}} %{QUEUEID:again} %{CURLY:c=\{x\}}"]);
+    let event = run(&grok, "x 0123456789A ABCDEF0123 {x}");
+    assert_eq!(text(&event, "queue"), Some("0123456789A"));
+    assert_eq!(text(&event, "again"), Some("ABCDEF0123"));
+    assert_eq!(text(&event, "c"), Some("{x}"));
+    assert!(run(&grok, "0123456789A abc {x}").has_tag("_grokparsefailure"));
+    // It overrides the bundled definition, and takes a type.
+    let grok = self::grok(&["%{INT:n:int=[0-9]+}!"]);
+    assert_eq!(run(&grok, "-12!").field("n"), Some(&Value::Int(12)));
+    // Errors point into the inline definition.
+    let error = Grok::new(&GrokConfig::new([r"%{BAD=ab\qc}"])).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains(r"the definition of BAD: `ab\qc`"),
+        "{error}"
+    );
+    let error = Grok::new(&GrokConfig::new(["%{OPEN=[0-9]{2"])).unwrap_err();
+    assert!(error.to_string().starts_with("unclosed %{"), "{error}");
+    let error = Grok::new(&GrokConfig::new(["%{SELF=a%{SELF}}"])).unwrap_err();
+    assert!(matches!(error, GrokError::Cycle { .. }), "{error:?}");
+}
+
+#[test]
+fn time_limit_stops_the_pattern_list() {
+    // The first pattern fails slowly (exponential backtracking within a large budget); the
+    // second would match.
+    let hostile = format!("{}!", "a".repeat(18));
+    let mut config = GrokConfig::new(["^(?:(?=a)a+)+!(?<=x!)", "%{GREEDYDATA:all}"]);
+    config.max_backtracks = 100_000_000;
+    let event = run(&Grok::new(&config).unwrap(), &hostile);
+    assert_eq!(text(&event, "all"), Some(hostile.as_str()));
+    assert!(event.tags.is_empty());
+    config.timeout_ms = Some(1);
+    let event = run(&Grok::new(&config).unwrap(), &hostile);
+    assert!(event.has_tag("_grok_timeout"), "{:?}", event.tags);
+    assert!(event.field("all").is_none() && !event.has_tag("_grokparsefailure"));
+    // A fast first pattern leaves time for the second.
+    config.patterns[0] = "^x".to_owned();
+    let event = run(&Grok::new(&config).unwrap(), &hostile);
+    assert_eq!(text(&event, "all"), Some(hostile.as_str()));
 }
