@@ -22,6 +22,34 @@ fn amqp_url() -> String {
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
+/// Deletes the test's topology when dropped, even after a failed assertion (best effort).
+struct Cleanup(TopologyConfig);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let topology = self.0.clone();
+        let cleaner = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                let connected =
+                    loggr::amqp::connect(&amqp_url(), "loggr-test-cleanup", Duration::from_secs(5))
+                        .await;
+                if let Ok(connection) = connected {
+                    if let Ok(channel) = connection.create_channel().await {
+                        let _ = delete_topology(&channel, &topology).await;
+                    }
+                }
+            });
+        });
+        let _ = cleaner.join();
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -57,6 +85,7 @@ async fn syslog_crosses_rabbitmq_between_two_configured_pipelines() {
         "#
     );
     let topology: TopologyConfig = toml::from_str(&topology_toml).unwrap();
+    let _cleanup = Cleanup(topology.clone());
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.jsonl");
@@ -184,6 +213,5 @@ async fn syslog_crosses_rabbitmq_between_two_configured_pipelines() {
         .unwrap()
         .message_count();
     assert_eq!(left, 0, "every delivery acknowledged");
-    delete_topology(&channel, &topology).await.unwrap();
     drop(connection);
 }

@@ -43,7 +43,8 @@ pub enum TemplateError {
 /// Placeholders: `{hostname}`, `{app_name}`, `{procid}`, `{msgid}`, `{facility}` and
 /// `{severity}` (their names, e.g. `auth`, `warning`), `{fields.NAME}` (a field's value). A
 /// missing or empty value is replaced by the default; dots in values become `_`, so that each
-/// placeholder stays one word of a topic routing key.
+/// placeholder stays one word of a topic routing key. A key longer than AMQP's 255 bytes is cut
+/// (at a character boundary) when published.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoutingKey {
     parts: Vec<Part>,
