@@ -16,36 +16,46 @@
 //! one transaction per batch of `--batch` events, and counts from the first row encoded to the
 //! last `COMMIT`:
 //!
-//! - `copy-bare`: `BinaryCopyInWriter` into a table with the same columns as the sink's
-//!   staging table and no index (the ceiling);
-//! - `copy-event`: `BinaryCopyInWriter` straight into loggr's `event` table (its indexes and
-//!   trigger, no deduplication, no tags or extra_info);
+//! - `copy-bare`: binary `COPY` into a table with the same columns as the sink's rows (and
+//!   the tags and fields as arrays) and no index (the ceiling); the rows are encoded as leanly
+//!   as the sink does and sent in the same 256 kB chunks;
+//! - `copy-event`: the same straight into loggr's `event` table (its indexes and generated
+//!   `logdate`, no deduplication, no tags or extra_info);
+//! - `copy-event-trigger`: the same with `logdate` kept by BuzzSaw's PL/pgSQL trigger instead;
+//! - `copy-event-before`: the schema before the indexes were cut: the trigger, and indexes on
+//!   `(severity, logtime)` and `userid` too;
+//! - `copy-event-brin`: a BRIN index on `logtime` instead of the B-tree;
 //! - `sink`: `PostgresSink::write_batch`, the whole schema (what the issue measures);
+//! - `sink-staged`: the same with `direct_copy = false` (every batch through the staging
+//!   table);
 //! - `sink-redeliver`: the same events written again to the same database (all duplicates);
-//! - `copy-event-no-trgm`, `sink-no-trgm`: both again with the schema's message search index
-//!   dropped, to show its share;
-//! - `sink-keys-only`: the sink with every index of `event` but the primary key and the digest
-//!   dropped (the trigger stays): what the idempotent write itself costs.
+//! - `sink-tagged`, `sink-tagged-staged`: every event with two more tags and two more fields;
+//! - `sink-tagged-fk`: the same with `tag.event` and `extra_info.event` foreign keys to
+//!   `event (id)`, as the schema had before;
+//! - `sink-search`: the sink with the message search index (`create_search_index`).
 //!
-//! It prints one line per measurement: rows/s, seconds, the ratio to `copy-bare`, and for the
-//! sink runs the ratio to the plain COPY into a table with the same indexes.
+//! `--kinds copy-bare,sink` runs only those.
+//!
+//! It prints the load average before and after, then one line per measurement: rows/s,
+//! seconds, the ratio to `copy-bare`, and for the sink runs the ratio to `copy-event` (a plain
+//! COPY into a table with the same indexes).
 
 #![allow(clippy::print_stdout)] // the figures on stdout are pg_bench's output
 
 use std::path::PathBuf;
 use std::pin::pin;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use anyhow::{bail, Context};
+use bytes::{BufMut, BytesMut};
 use clap::Parser as _;
+use futures::SinkExt;
 use jiff::SignedDuration;
 use loggr::core::syslog::{Format, SyslogOptions};
-use loggr::core::{Bytes, Event, Filter, ParseContext, Value};
+use loggr::core::{Bytes, Event, Filter, ParseContext, Timestamp, Value};
 use loggr::filters::buzzsaw::VoteChain;
-use loggr::sinks::postgres::tokio_postgres::binary_copy::BinaryCopyInWriter;
-use loggr::sinks::postgres::tokio_postgres::types::{ToSql, Type};
 use loggr::sinks::postgres::tokio_postgres::{self, Client, NoTls};
-use loggr::sinks::postgres::{migrate, PostgresSink, PostgresSinkConfig};
+use loggr::sinks::postgres::{create_search_index, migrate, PostgresSink, PostgresSinkConfig};
 
 const FILES: [&str; 4] = [
     "Linux_2k.log",
@@ -70,6 +80,9 @@ struct Args {
     /// How many times to run each measurement (the best run is reported).
     #[arg(long, default_value_t = 1)]
     rounds: usize,
+    /// The measurements to run, comma-separated (default: all).
+    #[arg(long)]
+    kinds: Option<String>,
 }
 
 fn load_corpus(count: usize) -> anyhow::Result<Vec<Event>> {
@@ -159,11 +172,8 @@ impl Scratch {
     }
 }
 
-/// The fields as parallel name and value arrays, as the sink stages them.
-fn fields(event: &Event) -> (Option<Vec<&str>>, Option<Vec<String>>) {
-    if event.fields.is_empty() {
-        return (None, None);
-    }
+/// The fields as parallel name and value arrays.
+fn fields(event: &Event) -> (Vec<&str>, Vec<String>) {
     let mut names = Vec::new();
     let mut values = Vec::new();
     for (name, value) in event.fields.iter() {
@@ -176,11 +186,63 @@ fn fields(event: &Event) -> (Option<Vec<&str>>, Option<Vec<String>>) {
             values.push(item.to_string());
         }
     }
-    (Some(names), Some(values))
+    (names, values)
+}
+
+/// Binary COPY rows, encoded as leanly as the sink does (no per-value type checks), sent in
+/// chunks of 256 kB.
+struct Rows(BytesMut);
+
+impl Rows {
+    fn new() -> Rows {
+        let mut buf = BytesMut::with_capacity(320 * 1024);
+        buf.put_slice(b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0");
+        Rows(buf)
+    }
+
+    fn field(&mut self, value: Option<&[u8]>) {
+        match value {
+            Some(bytes) => {
+                self.0.put_i32(bytes.len() as i32);
+                self.0.put_slice(bytes);
+            }
+            None => self.0.put_i32(-1),
+        }
+    }
+
+    fn timestamp(&mut self, at: Timestamp) {
+        self.0.put_i32(8);
+        self.0.put_i64(at.as_microsecond() - 946_684_800_000_000);
+    }
+
+    fn i16(&mut self, value: i16) {
+        self.0.put_i32(2);
+        self.0.put_i16(value);
+    }
+
+    /// A `text[]` (NULL when empty).
+    fn texts<'a>(&mut self, items: impl ExactSizeIterator<Item = &'a str>) {
+        if items.len() == 0 {
+            return self.field(None);
+        }
+        let start = self.0.len();
+        self.0.put_i32(0);
+        self.0.put_i32(1); // dimensions
+        self.0.put_i32(0); // no NULL
+        self.0.put_u32(25); // text
+        self.0.put_i32(items.len() as i32);
+        self.0.put_i32(1); // lower bound
+        for item in items {
+            self.field(Some(item.as_bytes()));
+        }
+        let length = (self.0.len() - start - 4) as i32;
+        self.0[start..start + 4].copy_from_slice(&length.to_be_bytes());
+    }
 }
 
 /// Plain binary COPY of the events into `table`, one transaction per batch; with `arrays`, the
-/// tags and fields go along as arrays (the bare table), else they are left out (`event`).
+/// userid, structured data, tags and fields go along (the bare table), else they are left out
+/// (`event`).
 async fn plain_copy(
     client: &Client,
     table: &str,
@@ -191,23 +253,8 @@ async fn plain_copy(
     let mut columns = "digest, logtime, received_at, reported, facility, severity, hostname, \
                        program, pid, msgid, message, raw"
         .to_owned();
-    let mut types = vec![
-        Type::BYTEA,
-        Type::TIMESTAMPTZ,
-        Type::TIMESTAMPTZ,
-        Type::BOOL,
-        Type::INT2,
-        Type::INT2,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::BYTEA,
-    ];
     if arrays {
-        columns.push_str(", tags, extra_names, extra_values");
-        types.extend([Type::TEXT_ARRAY, Type::TEXT_ARRAY, Type::TEXT_ARRAY]);
+        columns.push_str(", userid, structured_data, tags, extra_names, extra_values");
     }
     let statement = client
         .prepare(&format!(
@@ -215,50 +262,49 @@ async fn plain_copy(
         ))
         .await?;
     for chunk in events.chunks(batch) {
-        let sink = client.copy_in(&statement).await?;
-        let mut writer = pin!(BinaryCopyInWriter::new(sink, &types));
+        let mut sink = pin!(client.copy_in::<_, Bytes>(&statement).await?);
+        let mut rows = Rows::new();
         for event in chunk {
-            let digest = event.content_id().0.to_vec();
-            let logtime = SystemTime::from(event.timestamp.unwrap_or(event.received_at));
-            let received_at = SystemTime::from(event.received_at);
-            let reported = event.timestamp.is_some();
-            let facility = i16::from(event.facility.code());
-            let severity = i16::from(event.severity.code());
-            let (hostname, program, pid, msgid, message) = (
-                event.hostname.as_deref(),
-                event.app_name.as_deref(),
-                event.procid.as_deref(),
-                event.msgid.as_deref(),
-                event.message.as_deref(),
-            );
-            let raw = event.raw.as_deref();
-            let tags: Option<Vec<&str>> =
-                (!event.tags.is_empty()).then(|| event.tags.iter().map(|t| &**t).collect());
-            let (names, values) = fields(event);
-            let mut row: Vec<&(dyn ToSql + Sync)> = vec![
-                &digest,
-                &logtime,
-                &received_at,
-                &reported,
-                &facility,
-                &severity,
-                &hostname,
-                &program,
-                &pid,
-                &msgid,
-                &message,
-                &raw,
-            ];
-            if arrays {
-                row.extend([
-                    &tags as &(dyn ToSql + Sync),
-                    &names as &(dyn ToSql + Sync),
-                    &values as &(dyn ToSql + Sync),
-                ]);
+            if rows.0.len() >= 256 * 1024 {
+                sink.send(rows.0.split().freeze()).await?;
             }
-            writer.as_mut().write(&row).await?;
+            rows.0.put_i16(if arrays { 17 } else { 12 });
+            rows.field(Some(&event.content_id().0));
+            rows.timestamp(event.timestamp.unwrap_or(event.received_at));
+            rows.timestamp(event.received_at);
+            rows.0.put_i32(1);
+            rows.0.put_u8(u8::from(event.timestamp.is_some()));
+            rows.i16(i16::from(event.facility.code()));
+            rows.i16(i16::from(event.severity.code()));
+            for text in [
+                &event.hostname,
+                &event.app_name,
+                &event.procid,
+                &event.msgid,
+                &event.message,
+            ] {
+                rows.field(text.as_deref().map(str::as_bytes));
+            }
+            rows.field(event.raw.as_deref());
+            if arrays {
+                let userid = event.field("userid").and_then(Value::as_str);
+                rows.field(userid.map(str::as_bytes));
+                if event.structured_data.is_empty() {
+                    rows.field(None);
+                } else {
+                    let mut json = vec![1];
+                    serde_json::to_writer(&mut json, &event.structured_data)?;
+                    rows.field(Some(&json));
+                }
+                rows.texts(event.tags.iter().map(|tag| &**tag));
+                let (names, values) = fields(event);
+                rows.texts(names.into_iter());
+                rows.texts(values.iter().map(String::as_str));
+            }
         }
-        writer.finish().await?;
+        rows.0.put_i16(-1);
+        sink.send(rows.0.split().freeze()).await?;
+        sink.as_mut().finish().await?;
     }
     Ok(())
 }
@@ -273,26 +319,90 @@ const BARE_TABLE: &str = "CREATE TABLE bare (
 enum Kind {
     CopyBare,
     CopyEvent,
+    CopyEventTrigger,
+    CopyEventBefore,
+    CopyEventBrin,
     Sink,
+    SinkStaged,
     SinkRedeliver,
-    CopyEventNoTrgm,
-    SinkNoTrgm,
-    SinkKeysOnly,
+    SinkTagged,
+    SinkTaggedStaged,
+    SinkTaggedFk,
+    SinkSearch,
 }
+
+const KINDS: [Kind; 12] = [
+    Kind::CopyBare,
+    Kind::CopyEvent,
+    Kind::CopyEventTrigger,
+    Kind::CopyEventBefore,
+    Kind::CopyEventBrin,
+    Kind::Sink,
+    Kind::SinkStaged,
+    Kind::SinkRedeliver,
+    Kind::SinkTagged,
+    Kind::SinkTaggedStaged,
+    Kind::SinkTaggedFk,
+    Kind::SinkSearch,
+];
 
 impl Kind {
     fn label(self) -> &'static str {
         match self {
             Kind::CopyBare => "copy-bare",
             Kind::CopyEvent => "copy-event",
+            Kind::CopyEventTrigger => "copy-event-trigger",
+            Kind::CopyEventBefore => "copy-event-before",
+            Kind::CopyEventBrin => "copy-event-brin",
             Kind::Sink => "sink",
+            Kind::SinkStaged => "sink-staged",
             Kind::SinkRedeliver => "sink-redeliver",
-            Kind::CopyEventNoTrgm => "copy-event-no-trgm",
-            Kind::SinkNoTrgm => "sink-no-trgm",
-            Kind::SinkKeysOnly => "sink-keys-only",
+            Kind::SinkTagged => "sink-tagged",
+            Kind::SinkTaggedStaged => "sink-tagged-staged",
+            Kind::SinkTaggedFk => "sink-tagged-fk",
+            Kind::SinkSearch => "sink-search",
+        }
+    }
+
+    fn tagged(self) -> bool {
+        matches!(
+            self,
+            Kind::SinkTagged | Kind::SinkTaggedStaged | Kind::SinkTaggedFk
+        )
+    }
+
+    /// The plain COPY into a table with the same indexes, to compare with.
+    fn same_table(self) -> Option<Kind> {
+        match self {
+            Kind::Sink
+            | Kind::SinkStaged
+            | Kind::SinkRedeliver
+            | Kind::SinkTagged
+            | Kind::SinkTaggedStaged => Some(Kind::CopyEvent),
+            _ => None,
         }
     }
 }
+
+/// `logdate` kept by BuzzSaw's PL/pgSQL trigger instead of the generated column.
+const LOGDATE_TRIGGER: &str = "ALTER TABLE event ALTER COLUMN logdate DROP EXPRESSION;
+    CREATE FUNCTION bench_logdate() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN NEW.logdate := (NEW.logtime AT TIME ZONE 'UTC')::date; RETURN NEW; END $$;
+    CREATE TRIGGER event_logdate BEFORE INSERT OR UPDATE OF logtime ON event
+        FOR EACH ROW EXECUTE FUNCTION bench_logdate()";
+
+/// The indexes the schema had before they were cut to what reports and the web UI need.
+const INDEXES_BEFORE: &str = "CREATE INDEX ON event (severity, logtime);
+    CREATE INDEX ON event (userid) WHERE userid IS NOT NULL";
+
+/// A BRIN index on `logtime` instead of the B-tree.
+const LOGTIME_BRIN: &str = "DROP INDEX event_logtime_idx;
+    CREATE INDEX event_logtime_brin ON event USING brin (logtime)";
+
+/// The foreign keys tag and extra_info had before.
+const FOREIGN_KEYS: &str =
+    "ALTER TABLE tag ADD FOREIGN KEY (event) REFERENCES event (id) ON DELETE CASCADE;
+    ALTER TABLE extra_info ADD FOREIGN KEY (event) REFERENCES event (id) ON DELETE CASCADE";
 
 /// Runs one measurement in a fresh database; returns the seconds it took.
 async fn measure(server: &str, kind: Kind, events: &[Event], batch: usize) -> anyhow::Result<f64> {
@@ -310,31 +420,25 @@ async fn measure_in(url: &str, kind: Kind, events: &[Event], batch: usize) -> an
             migrate(&client).await?;
         }
     }
-    if matches!(kind, Kind::CopyEventNoTrgm | Kind::SinkNoTrgm) {
-        client
-            .batch_execute(
-                "DROP INDEX IF EXISTS event_message_trgm_idx; \
-                 DROP INDEX IF EXISTS event_message_fts_idx",
-            )
-            .await?;
-    }
-    if kind == Kind::SinkKeysOnly {
-        let indexes: Vec<String> = client
-            .query(
-                "SELECT indexname::text FROM pg_indexes WHERE tablename = 'event' \
-                 AND indexname NOT IN ('event_pkey', 'event_digest_key')",
-                &[],
-            )
-            .await?
-            .iter()
-            .map(|row| row.get(0))
-            .collect();
-        for index in indexes {
-            client.batch_execute(&format!("DROP INDEX {index}")).await?;
+    match kind {
+        Kind::CopyEventTrigger => client.batch_execute(LOGDATE_TRIGGER).await?,
+        Kind::CopyEventBefore => {
+            client.batch_execute(LOGDATE_TRIGGER).await?;
+            client.batch_execute(INDEXES_BEFORE).await?;
         }
+        Kind::CopyEventBrin => client.batch_execute(LOGTIME_BRIN).await?,
+        Kind::SinkTaggedFk => client.batch_execute(FOREIGN_KEYS).await?,
+        Kind::SinkSearch => {
+            create_search_index(&client).await?;
+        }
+        _ => {}
     }
     let seconds = match kind {
-        Kind::CopyBare | Kind::CopyEvent | Kind::CopyEventNoTrgm => {
+        Kind::CopyBare
+        | Kind::CopyEvent
+        | Kind::CopyEventTrigger
+        | Kind::CopyEventBefore
+        | Kind::CopyEventBrin => {
             let table = if kind == Kind::CopyBare {
                 "bare"
             } else {
@@ -344,8 +448,12 @@ async fn measure_in(url: &str, kind: Kind, events: &[Event], batch: usize) -> an
             plain_copy(&client, table, events, batch, kind == Kind::CopyBare).await?;
             started.elapsed().as_secs_f64()
         }
-        Kind::Sink | Kind::SinkRedeliver | Kind::SinkNoTrgm | Kind::SinkKeysOnly => {
-            let mut sink = PostgresSink::new(PostgresSinkConfig::new(url))?;
+        _ => {
+            let config = PostgresSinkConfig {
+                direct_copy: !matches!(kind, Kind::SinkStaged | Kind::SinkTaggedStaged),
+                ..PostgresSinkConfig::new(url)
+            };
+            let mut sink = PostgresSink::new(config)?;
             sink.connect().await?;
             if kind == Kind::SinkRedeliver {
                 for chunk in events.chunks(batch) {
@@ -375,7 +483,48 @@ async fn measure_in(url: &str, kind: Kind, events: &[Event], batch: usize) -> an
             events.len()
         );
     }
+    if kind.tagged() {
+        let tags: i64 = client
+            .query_one("SELECT count(*) FROM tag", &[])
+            .await?
+            .get(0);
+        let expected: usize = events.iter().map(|event| event.tags.len()).sum();
+        if tags != expected as i64 {
+            bail!("{}: {tags} tags stored, {expected} expected", kind.label());
+        }
+    }
     Ok(seconds)
+}
+
+/// The events with two more tags and two more fields each (the `sink-tagged*` runs).
+fn tag_everything(events: &[Event]) -> Vec<Event> {
+    events
+        .iter()
+        .enumerate()
+        .map(|(index, event)| {
+            let mut event = event.clone();
+            event.add_tag("bench");
+            event.add_tag("stored");
+            event.set_field("seq", index as i64);
+            event.set_field(
+                "source_address",
+                format!("10.0.{}.{}", index / 250 % 250, index % 250),
+            );
+            event
+        })
+        .collect()
+}
+
+/// The load averages (1, 5, 15 minutes), where the system says.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 #[tokio::main]
@@ -385,55 +534,66 @@ async fn main() -> anyhow::Result<()> {
         .url
         .or_else(|| std::env::var("LOGGR_TEST_PG_URL").ok())
         .unwrap_or_else(|| "postgresql://root@127.0.0.1:5432/postgres".into());
+    let kinds: Vec<Kind> = match &args.kinds {
+        None => KINDS.to_vec(),
+        Some(list) => list
+            .split(',')
+            .map(|label| {
+                KINDS
+                    .into_iter()
+                    .find(|kind| kind.label() == label.trim())
+                    .with_context(|| format!("unknown measurement {label:?}"))
+            })
+            .collect::<anyhow::Result<_>>()?,
+    };
     let events = load_corpus(args.events)?;
+    let tagged_events = tag_everything(&events);
     let tagged = events.iter().filter(|e| !e.tags.is_empty()).count();
     let with_fields = events.iter().filter(|e| !e.fields.is_empty()).count();
     println!(
-        "{} events ({tagged} with tags, {with_fields} with fields), batches of {}, best of {} round(s)",
+        "{} events ({tagged} with tags, {with_fields} with fields; all of them in sink-tagged*), \
+         batches of {}, best of {} round(s)",
         events.len(),
         args.batch,
         args.rounds
     );
-    let kinds = [
-        Kind::CopyBare,
-        Kind::CopyEvent,
-        Kind::Sink,
-        Kind::SinkRedeliver,
-        Kind::CopyEventNoTrgm,
-        Kind::SinkNoTrgm,
-        Kind::SinkKeysOnly,
-    ];
-    let mut best = [f64::INFINITY; 7];
+    println!("load average before: {}", load_average());
+    let mut best = vec![f64::INFINITY; kinds.len()];
     for _ in 0..args.rounds.max(1) {
-        for (slot, kind) in best.iter_mut().zip(kinds) {
-            let seconds = measure(&server, kind, &events, args.batch.max(1)).await?;
+        for (slot, kind) in best.iter_mut().zip(&kinds) {
+            let input = if kind.tagged() {
+                &tagged_events
+            } else {
+                &events
+            };
+            let seconds = measure(&server, *kind, input, args.batch.max(1)).await?;
             *slot = slot.min(seconds);
         }
     }
+    println!("load average after:  {}", load_average());
     let rate = |seconds: f64| events.len() as f64 / seconds;
-    let bare = rate(best[0]);
-    // The plain COPY into the same table as each sink run (same indexes), where there is one.
-    let same_table = |kind: Kind| match kind {
-        Kind::Sink | Kind::SinkRedeliver => Some(rate(best[1])),
-        Kind::SinkNoTrgm => Some(rate(best[4])),
-        _ => None,
+    let rate_of = |wanted: Kind| {
+        kinds
+            .iter()
+            .position(|kind| *kind == wanted)
+            .map(|index| rate(best[index]))
     };
-    for (seconds, kind) in best.iter().zip(kinds) {
+    let bare = rate_of(Kind::CopyBare);
+    for (seconds, kind) in best.iter().zip(&kinds) {
         let rows = rate(*seconds);
-        let versus = same_table(kind)
-            .map(|plain| {
-                format!(
-                    "{:>6.1}% of the plain COPY into the same table",
-                    100.0 * rows / plain
-                )
-            })
+        let versus_bare = bare
+            .map(|bare| format!("{:>6.1}% of copy-bare", 100.0 * rows / bare))
+            .unwrap_or_default();
+        let versus = kind
+            .same_table()
+            .and_then(rate_of)
+            .map(|plain| format!("  {:>6.1}% of copy-event", 100.0 * rows / plain))
             .unwrap_or_default();
         println!(
-            "{:<19} {:>9.0} rows/s {:>7.2} s {:>6.1}% of copy-bare  {versus}",
+            "{:<19} {:>9.0} rows/s {:>7.2} s {versus_bare}{versus}",
             kind.label(),
             rows,
             seconds,
-            100.0 * rows / bare,
         );
     }
     Ok(())

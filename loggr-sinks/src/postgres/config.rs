@@ -47,6 +47,13 @@ pub struct PostgresSinkConfig {
     /// (default `true`). With `false` they are rejected back to their source instead.
     #[serde(default = "default_true")]
     pub quarantine: bool,
+    /// Try to `COPY` each batch straight into `event` (default `true`): the fastest write
+    /// while no event of the batch is stored yet. A batch with a stored event (a redelivery)
+    /// makes that `COPY` fail and go through the staging table instead (its rows, inserted
+    /// then rolled back, leave dead tuples for autovacuum); the sink then stages the next
+    /// batches until one holds no stored event. `false`: always stage.
+    #[serde(default = "default_true")]
+    pub direct_copy: bool,
 }
 
 fn default_connect_timeout() -> Duration {
@@ -75,6 +82,7 @@ impl PostgresSinkConfig {
             application_name: default_application_name(),
             migrate: false,
             quarantine: true,
+            direct_copy: true,
         }
     }
 
@@ -104,11 +112,13 @@ mod tests {
         assert_eq!(config, PostgresSinkConfig::new("host=127.0.0.1 user=root"));
         let error = toml::from_str::<PostgresSinkConfig>("url = \"x\"\ntabel = \"t\"").unwrap_err();
         assert!(error.to_string().contains("tabel"), "{error}");
-        let config: PostgresSinkConfig =
-            toml::from_str("url = \"host=h\"\nstatement_timeout = \"5s\"\nquarantine = false")
-                .unwrap();
+        let config: PostgresSinkConfig = toml::from_str(
+            "url = \"host=h\"\nstatement_timeout = \"5s\"\nquarantine = false\ndirect_copy = false",
+        )
+        .unwrap();
         assert_eq!(config.statement_timeout, Duration::from_secs(5));
         assert!(!config.quarantine);
+        assert!(!config.direct_copy);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! | --- | --- | --- |
 //! | `event` | stored message | `id` (identity), `digest` unique |
 //! | `tag` | (event, tag) | `(event, name)` |
-//! | `extra_info` | (event, field, value) | index `(event, name)`, hash index on `val` |
+//! | `extra_info` | (event, field, value) | index `(event, name)` |
 //! | `log` | imported file (BuzzSaw) | `digest` unique (SHA-256 of the content) |
 //! | `current_processing` | file being imported (a lock) | `digest` unique, `starttime` |
 //! | `quarantine` | refused event | `digest` unique |
@@ -22,10 +22,12 @@
 //!   rather than hex: half the size in the table and in its unique index. `encode(digest,
 //!   'hex')` gives the `id` of the canonical JSON form.
 //! - `logtime`: the reported `timestamp`, or `received_at` when the sender gave none
-//!   (`reported` says which); `logdate` is its UTC day, set by the `event_logdate` trigger;
-//!   `received_at` as is. Timestamps are stored to the microsecond (PostgreSQL's precision).
+//!   (`reported` says which); `logdate` is its UTC day, kept by the database (a generated
+//!   column); `received_at` as is. Timestamps are stored to the microsecond (PostgreSQL's
+//!   precision).
 //! - `facility`, `severity`: the numeric codes. `hostname`; `program` is `app_name`; `pid` is
-//!   `procid` (text); `msgid`; `message`.
+//!   `procid` (text); `msgid`; `message`. `hostname`, `program` and the names of tags and
+//!   fields compare byte-wise (`COLLATE "C"`).
 //! - `structured_data` (`jsonb`, NULL when empty): `{"SD-ID": {"param": "value"}}`, a repeated
 //!   param as an array, as in the canonical JSON form. `jsonb` (containment queries, GIN
 //!   indexes) sorts keys: element and param order is not kept, the order of a param's values
@@ -44,28 +46,69 @@
 //! original bytes. Text is always valid UTF-8 (an [`Event`](loggr_core::Event) holds no other);
 //! bytes that were not UTF-8 are only in `raw`.
 //!
-//! Indexes serve the reports (events in a time range with some tags, of a program, grouped by
-//! host: `tag (name, event)`, `event (program, logtime)`, `event (hostname, logtime)`) and the
-//! web UI (time range `event (logtime)`, host, program, `event (severity, logtime)`, tags,
-//! `event (userid)`, and message search: a `pg_trgm` GIN index on `message` for `LIKE`,
-//! `ILIKE`, `~` and similarity when the extension can be installed, else a GIN index on
-//! `to_tsvector('simple', coalesce(message, ''))`).
+//! # Indexes
+//!
+//! Every index costs each stored row an insertion and its WAL, so there are only those the
+//! reports (events in a time range with some tags, of a program, grouped by host) and the web
+//! UI (time range, host, program, severity, tags, one event) need:
+//!
+//! | index | serves |
+//! | --- | --- |
+//! | `event (id)`, the key | an event's tags and fields; opening one event |
+//! | `event (digest)`, unique | idempotency: `ON CONFLICT (digest)`, the direct `COPY`'s check |
+//! | `event (logtime)` | a time range, newest first, keyset paging (`WHERE logtime < $last ORDER BY logtime DESC LIMIT n`); reports grouped by host |
+//! | `event (hostname, logtime)` | one host's events in a time range |
+//! | `event (program, logtime)` | one program's events in a time range |
+//! | `tag (event, name)`, the key | an event's tags; deleting events |
+//! | `tag (name, event)` | the events with a tag |
+//! | `extra_info (event, name)` | an event's fields; deleting events |
+//!
+//! Severity, facility and the other columns are filtered within the rows those give. `logtime`
+//! stays a B-tree: a BRIN index would be about 10% cheaper to maintain, but cannot give the
+//! newest-first order paging needs. Fields are not searched by value (no index on
+//! `extra_info.val`).
+//!
+//! **Message search** is not part of the migrations: [`create_search_index`] (for
+//! `loggr_ctl` and the web UI) adds a `pg_trgm` GIN index on `message` (`LIKE`, `ILIKE`, `~`,
+//! similarity) when the extension can be installed, else a GIN index on
+//! `to_tsvector('simple', coalesce(message, ''))`; [`search_index`] says which is there. It is
+//! the most expensive index by far (see [Speed](#speed)).
+//!
+//! **No foreign keys** from `tag.event` and `extra_info.event` to `event (id)`: the check costs
+//! every tag and extra_info row a locking look-up of its event, which halved the rows per
+//! second of tagged batches. The sink only writes them in the transaction that inserted their
+//! event; deleting events (`DELETE FROM event WHERE logdate < …`, or `TRUNCATE event`)
+//! deletes their tags and extra_info through a statement-level trigger, as `ON DELETE
+//! CASCADE` did.
 //!
 //! # How a batch is written
 //!
-//! One transaction per batch:
+//! Repeats of one event within the batch are dropped first (the first is kept). Then one
+//! transaction, by one of two paths:
 //!
-//! 1. The batch is `COPY`ed in binary format (`BinaryCopyInWriter`) into `loggr_stage`, a
-//!    temporary table of the session (not WAL-logged, emptied at commit). Repeats of one event
-//!    within the batch are dropped before (the first is kept).
-//! 2. One statement moves it over: `INSERT INTO event … SELECT … FROM loggr_stage ON CONFLICT
-//!    (digest) DO NOTHING RETURNING id, digest`, and, for the rows it returned (the new
-//!    events), their tags and extra_info.
-//! 3. `COMMIT`.
+//! - **Direct** (while the previous batch held no event stored before, and `direct_copy` is
+//!   on): the events are `COPY`ed in binary format straight into `event`, which PostgreSQL
+//!   inserts in bulk; the `id`s of those with tags or fields are looked up by digest, and their
+//!   tags and extra_info `COPY`ed in; `COMMIT`. When an event of the batch is stored already
+//!   (or being stored by another session, which then commits), the unique index on `digest`
+//!   fails the `COPY` (SQLSTATE 23505): the transaction rolls back and the batch takes the
+//!   staging path. So does a batch with an event PostgreSQL refuses, or that lost a deadlock
+//!   against another writer of the same events.
+//! - **Staging**: the batch is `COPY`ed into `loggr_stage`, a temporary table of the session
+//!   (not WAL-logged, emptied at commit), and moved over by `INSERT INTO event … SELECT … FROM
+//!   loggr_stage … ON CONFLICT (digest) DO NOTHING`: the events with tags or fields first,
+//!   `RETURNING id, digest` of the new ones, whose tags and extra_info are then `COPY`ed in;
+//!   the others by a second statement; `COMMIT`. Neither statement joins anything, so no plan
+//!   can turn into a nested loop over the batch, and both are prepared once per session.
+//!
+//! After a batch with events stored before, the sink stages the following batches until one
+//! holds none: redeliveries come in runs, and a refused direct `COPY` wastes its work (and
+//! leaves its rows dead, for autovacuum).
 //!
 //! A redelivered event (a retry after a lost `COMMIT` reply, a RELP resend, an AMQP
 //! redelivery, a file imported twice) therefore never creates a second row; the first stored
-//! copy, with its tags and fields, stays.
+//! copy, with its tags and fields, stays. Rows are encoded directly in PostgreSQL's binary
+//! `COPY` format and handed to the connection in 256 kB chunks.
 //!
 //! # Errors and the quarantine
 //!
@@ -82,12 +125,33 @@
 //!
 //! # Speed
 //!
-//! The write costs little beyond the indexes: with the whole schema the sink stores about
-//! 85–95% of the rows per second of a plain binary `COPY` straight into `event` (measured by
-//! `cargo run --release --features postgres --example pg_bench`). The indexes are what cost:
-//! the trigram index on `message` takes about two thirds of the time, and a `COPY` into a
-//! table without any index is many times faster. Batches of thousands of events amortise the
-//! per-transaction work (one `COMMIT`, two statements).
+//! The indexes are what costs: a `COPY` into a table without any index is about five times
+//! faster than one into `event`. Measured by `cargo run --release --features postgres
+//! --example pg_bench` (200,000 loghub events, 6.5% of them with tags and fields, batches of
+//! 10,000, PostgreSQL 15 on the same 2-core machine, load average about 4 from other builds):
+//!
+//! | `pg_bench` run | rows/s |
+//! | --- | ---: |
+//! | `copy-bare`: binary `COPY` into a table without index (the ceiling) | 182,000 |
+//! | `copy-event`: the same into `event` and its five indexes | 37,700 |
+//! | `copy-event-trigger`: with `logdate` kept by BuzzSaw's trigger | 34,000 |
+//! | `copy-event-before`: the trigger and seven indexes, as before | 29,700 |
+//! | `copy-event-brin`: a BRIN index on `logtime` | 39,600 |
+//! | `sink` (85% of `copy-event`, 17.5% of `copy-bare`) | 31,800 |
+//! | `sink-staged`: `direct_copy = false` | 24,900 |
+//! | `sink-redeliver`: every event stored already | 63,100 |
+//! | `sink-tagged`: every event with 2 more tags and 2 more fields | 16,400 |
+//! | `sink-tagged-fk`: the same with foreign keys on `tag` and `extra_info` | 7,750 |
+//! | `sink-search`: with the message search index | 6,400 |
+//!
+//! Tags and fields cost about as much per row as events: a tagged batch stores half as many
+//! events per second. The sink leaves `synchronous_commit` alone (on by default). Server
+//! settings likely to matter, not measured here: a `shared_buffers` that holds the `digest`
+//! index (its insertions land anywhere in it), a large `max_wal_size` (fewer checkpoints,
+//! fewer full-page images) and `wal_compression`.
+//!
+//! Batches of thousands of events amortise the per-transaction work (one `COMMIT`, a few
+//! round trips).
 //!
 //! # Durability
 //!
@@ -96,6 +160,7 @@
 //! or before) or in `quarantine`.
 
 mod config;
+mod copy;
 mod error;
 mod row;
 mod schema;
@@ -105,7 +170,8 @@ pub use config::PostgresSinkConfig;
 pub use error::{is_data_error, PgError};
 pub use row::{load_event, NUL_REPLACEMENT};
 pub use schema::{
-    check_schema, migrate, schema_version, Migrated, Migration, MIGRATIONS, SCHEMA_VERSION,
+    check_schema, create_search_index, migrate, schema_version, search_index, Migrated, Migration,
+    SearchIndex, MIGRATIONS, SCHEMA_VERSION,
 };
 pub use sink::{PostgresSink, WriteStats};
 

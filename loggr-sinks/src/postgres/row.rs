@@ -2,19 +2,27 @@
 //! ([`load_event`]).
 
 use std::borrow::Cow;
-use std::error::Error;
 
-use bytes::{BufMut, BytesMut};
 use loggr_core::{
-    ContentId, Event, Facility, Fields, Severity, StructuredData, Tags, Text, Timestamp, Value,
+    ContentId, Event, Facility, Severity, StructuredData, Tags, Text, Timestamp, Value,
 };
-use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::Client;
 
+use super::copy::CopyBuf;
 use super::PgError;
 
-/// The per-session staging table each batch is copied into (temporary: not WAL-logged, private
-/// to the connection, emptied at every commit).
+/// The columns of `event` the sink writes, in the order [`write_event`] writes them (`id` and
+/// `logdate` are the database's).
+macro_rules! event_columns {
+    () => {
+        "digest, logtime, received_at, reported, facility, severity, hostname, program, pid, \
+         msgid, userid, message, structured_data, raw"
+    };
+}
+
+/// The per-session staging table a batch is copied into when it may hold events already
+/// stored (temporary: not WAL-logged, private to the connection, emptied at every commit).
+/// `detailed` says whether the event has tags or extra_info rows.
 pub(crate) const CREATE_STAGE: &str = "CREATE TEMPORARY TABLE IF NOT EXISTS loggr_stage (
     digest          bytea       NOT NULL,
     logtime         timestamptz NOT NULL,
@@ -30,65 +38,58 @@ pub(crate) const CREATE_STAGE: &str = "CREATE TEMPORARY TABLE IF NOT EXISTS logg
     message         text,
     structured_data jsonb,
     raw             bytea,
-    tags            text[],
-    extra_names     text[],
-    extra_values    text[]
+    detailed        boolean     NOT NULL
 ) ON COMMIT DELETE ROWS";
 
-/// `COPY` into the staging table, in the column order of [`StageRow::values`].
-pub(crate) const COPY_STAGE: &str = "COPY pg_temp.loggr_stage (digest, logtime, received_at, \
-     reported, facility, severity, hostname, program, pid, msgid, userid, message, \
-     structured_data, raw, tags, extra_names, extra_values) FROM STDIN (FORMAT binary)";
+/// `COPY` into the staging table, in the column order of [`write_event`].
+pub(crate) const COPY_STAGE: &str = concat!(
+    "COPY pg_temp.loggr_stage (",
+    event_columns!(),
+    ", detailed) FROM STDIN (FORMAT binary)"
+);
 
-/// The column types of [`COPY_STAGE`].
-pub(crate) const STAGE_TYPES: &[Type] = &[
-    Type::BYTEA,
-    Type::TIMESTAMPTZ,
-    Type::TIMESTAMPTZ,
-    Type::BOOL,
-    Type::INT2,
-    Type::INT2,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::JSONB,
-    Type::BYTEA,
-    Type::TEXT_ARRAY,
-    Type::TEXT_ARRAY,
-    Type::TEXT_ARRAY,
-];
+/// How many fields [`write_event`] writes for `event` ([`COPY_EVENT`]).
+pub(crate) const EVENT_FIELDS: i16 = 14;
 
-/// Moves the staged batch into the tables: new events (a digest already stored is skipped),
-/// then the tags and extra_info of the events this statement inserted; returns how many events
-/// were new.
-pub(crate) const INSERT_STAGED: &str = "WITH new AS (
-    INSERT INTO event (digest, logtime, received_at, reported, facility, severity, hostname,
-                       program, pid, msgid, userid, message, structured_data, raw)
-    SELECT digest, logtime, received_at, reported, facility, severity, hostname, program, pid,
-           msgid, userid, message, structured_data, raw
-    FROM pg_temp.loggr_stage
-    ON CONFLICT (digest) DO NOTHING
-    RETURNING id, digest
-), tags AS (
-    INSERT INTO tag (event, name)
-    SELECT new.id, t.name
-    FROM new
-    JOIN pg_temp.loggr_stage s USING (digest)
-    CROSS JOIN LATERAL unnest(s.tags) AS t (name)
-    WHERE s.tags IS NOT NULL
-    ON CONFLICT DO NOTHING
-), extra AS (
-    INSERT INTO extra_info (event, name, val)
-    SELECT new.id, x.name, x.val
-    FROM new
-    JOIN pg_temp.loggr_stage s USING (digest)
-    CROSS JOIN LATERAL unnest(s.extra_names, s.extra_values) AS x (name, val)
-    WHERE s.extra_names IS NOT NULL
-)
-SELECT count(*) FROM new";
+/// How many fields [`write_event`] writes for the staging table ([`COPY_STAGE`]).
+pub(crate) const STAGE_FIELDS: i16 = EVENT_FIELDS + 1;
+
+/// `COPY` straight into `event` (the direct path: no digest of the batch is stored yet).
+pub(crate) const COPY_EVENT: &str = concat!(
+    "COPY event (",
+    event_columns!(),
+    ") FROM STDIN (FORMAT binary)"
+);
+
+/// `COPY` of tags, for events inserted by the same transaction.
+pub(crate) const COPY_TAG: &str = "COPY tag (event, name) FROM STDIN (FORMAT binary)";
+
+/// `COPY` of extra_info rows, for events inserted by the same transaction.
+pub(crate) const COPY_EXTRA: &str = "COPY extra_info (event, name, val) FROM STDIN (FORMAT binary)";
+
+/// Moves the staged events without tags or extra_info into `event` (a digest already stored
+/// is skipped); its row count is the number of new events. No join, no parameter: one plan,
+/// prepared once per session, fits every batch.
+pub(crate) const INSERT_PLAIN: &str = concat!(
+    "INSERT INTO event (",
+    event_columns!(),
+    ") SELECT ",
+    event_columns!(),
+    " FROM pg_temp.loggr_stage WHERE NOT detailed ON CONFLICT (digest) DO NOTHING"
+);
+
+/// Moves the staged events with tags or extra_info into `event`, returning the `id` and
+/// `digest` of those it inserted (their tags and extra_info are then copied in).
+pub(crate) const INSERT_DETAILED: &str = concat!(
+    "INSERT INTO event (",
+    event_columns!(),
+    ") SELECT ",
+    event_columns!(),
+    " FROM pg_temp.loggr_stage WHERE detailed ON CONFLICT (digest) DO NOTHING RETURNING id, digest"
+);
+
+/// The `id` of events by digest (after the direct `COPY`, for the events with details).
+pub(crate) const SELECT_IDS: &str = "SELECT id, digest FROM event WHERE digest = ANY($1)";
 
 /// Records one refused event (a digest already in quarantine is left alone).
 pub(crate) const INSERT_QUARANTINE: &str = "INSERT INTO quarantine (digest, sqlstate, error, \
@@ -109,48 +110,8 @@ pub(crate) fn pg_text(text: &str) -> Cow<'_, str> {
     }
 }
 
-/// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01T00:00:00Z).
-const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
-
-/// A timestamp in PostgreSQL's binary form (microseconds since 2000-01-01, truncated); no range
-/// check: PostgreSQL refuses what it cannot hold (years before 4713 BC) with SQLSTATE 22008.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct PgTimestamp(pub(crate) Timestamp);
-
-impl ToSql for PgTimestamp {
-    fn to_sql(&self, _: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
-        let micros = self.0.as_microsecond().saturating_sub(PG_EPOCH_MICROS);
-        out.put_i64(micros);
-        Ok(IsNull::No)
-    }
-
-    fn accepts(ty: &Type) -> bool {
-        matches!(*ty, Type::TIMESTAMPTZ | Type::TIMESTAMP)
-    }
-
-    to_sql_checked!();
-}
-
-/// Serialized JSON sent as `jsonb` (binary format version 1).
-#[derive(Debug)]
-pub(crate) struct Jsonb(Vec<u8>);
-
-impl ToSql for Jsonb {
-    fn to_sql(&self, _: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
-        out.put_u8(1);
-        out.put_slice(&self.0);
-        Ok(IsNull::No)
-    }
-
-    fn accepts(ty: &Type) -> bool {
-        *ty == Type::JSONB
-    }
-
-    to_sql_checked!();
-}
-
-/// The structured data as `jsonb`, `None` when there is none.
-fn structured_data_json(sd: &StructuredData) -> Option<Jsonb> {
+/// The structured data as JSON text for `jsonb`, `None` when there is none.
+fn structured_data_json(sd: &StructuredData) -> Option<Vec<u8>> {
     if sd.is_empty() {
         return None;
     }
@@ -175,127 +136,99 @@ fn structured_data_json(sd: &StructuredData) -> Option<Jsonb> {
         serde_json::to_vec(sd)
     };
     // Serializing strings into memory cannot fail.
-    json.ok().map(Jsonb)
+    json.ok()
 }
 
-fn push_values(value: &Value, out: &mut Vec<String>, count: &mut usize) {
+/// The `userid` column's value: the `userid` field when it is text.
+fn userid(event: &Event) -> Option<Cow<'_, str>> {
+    match event.fields.get(USERID) {
+        Some(Value::String(userid)) => Some(pg_text(userid)),
+        _ => None,
+    }
+}
+
+/// Whether the event has tags or extra_info rows to store.
+pub(crate) fn is_detailed(event: &Event) -> bool {
+    !event.tags.is_empty()
+        || event
+            .fields
+            .iter()
+            .any(|(name, value)| is_extra(name, value))
+}
+
+/// Whether a field goes to `extra_info` (everything but a text `userid`, which has its column).
+fn is_extra(name: &str, value: &Value) -> bool {
+    name != USERID || !matches!(value, Value::String(_))
+}
+
+/// Writes the fields of the event's row: the [`EVENT_FIELDS`] columns of `event`, and with
+/// `stage`, `detailed` for the staging table. `id` is the event's content id. Returns whether
+/// the event has tags or extra_info rows ([`is_detailed`]).
+pub(crate) fn write_event(buf: &mut CopyBuf, id: &ContentId, event: &Event, stage: bool) -> bool {
+    let text = |buf: &mut CopyBuf, value: &Option<Text>| {
+        buf.text(value.as_deref().map(pg_text).as_deref());
+    };
+    buf.bytes(&id.0);
+    buf.timestamp(event.timestamp.unwrap_or(event.received_at));
+    buf.timestamp(event.received_at);
+    buf.bool(event.timestamp.is_some());
+    buf.i16(i16::from(event.facility.code()));
+    buf.i16(i16::from(event.severity.code()));
+    text(buf, &event.hostname);
+    text(buf, &event.app_name);
+    text(buf, &event.procid);
+    text(buf, &event.msgid);
+    buf.text(userid(event).as_deref());
+    text(buf, &event.message);
+    match structured_data_json(&event.structured_data) {
+        Some(json) => buf.jsonb(&json),
+        None => buf.null(),
+    }
+    buf.bytea(event.raw.as_deref());
+    let detailed = is_detailed(event);
+    if stage {
+        buf.bool(detailed);
+    }
+    detailed
+}
+
+/// The tags of an event as stored (NUL replaced), each once.
+pub(crate) fn tag_names(event: &Event) -> Vec<Cow<'_, str>> {
+    let mut names: Vec<Cow<'_, str>> = event.tags.iter().map(|tag| pg_text(tag)).collect();
+    // `Tags` is a set; replacing NUL can make two of them equal (and break the key).
+    if event.tags.iter().any(|tag| tag.contains('\0')) {
+        names.sort_unstable();
+        names.dedup();
+    }
+    names
+}
+
+/// The extra_info rows of an event: (name, value as text), a list giving one row per item,
+/// without the `userid` that has its column.
+pub(crate) fn extra_rows(event: &Event) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
+    let mut rows = Vec::new();
+    for (name, value) in event.fields.iter() {
+        if is_extra(name, value) {
+            push_values(pg_text(name), value, &mut rows);
+        }
+    }
+    rows
+}
+
+fn push_values<'a>(
+    name: Cow<'a, str>,
+    value: &'a Value,
+    out: &mut Vec<(Cow<'a, str>, Cow<'a, str>)>,
+) {
     match value {
         Value::List(items) => {
             for item in items {
-                push_values(item, out, count);
+                push_values(name.clone(), item, out);
             }
         }
-        Value::String(text) => {
-            out.push(pg_text(text).into_owned());
-            *count += 1;
-        }
-        other => {
-            out.push(other.to_string());
-            *count += 1;
-        }
+        Value::String(text) => out.push((name, pg_text(text))),
+        other => out.push((name, Cow::Owned(other.to_string()))),
     }
-}
-
-/// One event's values for the staging table.
-#[derive(Debug)]
-pub(crate) struct StageRow<'a> {
-    digest: &'a [u8],
-    logtime: PgTimestamp,
-    received_at: PgTimestamp,
-    reported: bool,
-    facility: i16,
-    severity: i16,
-    hostname: Option<Cow<'a, str>>,
-    program: Option<Cow<'a, str>>,
-    pid: Option<Cow<'a, str>>,
-    msgid: Option<Cow<'a, str>>,
-    userid: Option<Cow<'a, str>>,
-    message: Option<Cow<'a, str>>,
-    structured_data: Option<Jsonb>,
-    raw: Option<&'a [u8]>,
-    tags: Option<Vec<Cow<'a, str>>>,
-    extra_names: Option<Vec<Cow<'a, str>>>,
-    extra_values: Option<Vec<String>>,
-}
-
-impl<'a> StageRow<'a> {
-    /// The row of `event`, whose content id is `id`.
-    pub(crate) fn new(id: &'a ContentId, event: &'a Event) -> Self {
-        let text = |value: &'a Option<Text>| value.as_deref().map(pg_text);
-        let userid = match event.fields.get(USERID) {
-            Some(Value::String(userid)) => Some(pg_text(userid)),
-            _ => None,
-        };
-        let (extra_names, extra_values) = extra_info(&event.fields, userid.is_some());
-        StageRow {
-            digest: &id.0,
-            logtime: PgTimestamp(event.timestamp.unwrap_or(event.received_at)),
-            received_at: PgTimestamp(event.received_at),
-            reported: event.timestamp.is_some(),
-            facility: i16::from(event.facility.code()),
-            severity: i16::from(event.severity.code()),
-            hostname: text(&event.hostname),
-            program: text(&event.app_name),
-            pid: text(&event.procid),
-            msgid: text(&event.msgid),
-            userid,
-            message: text(&event.message),
-            structured_data: structured_data_json(&event.structured_data),
-            raw: event.raw.as_deref(),
-            tags: (!event.tags.is_empty())
-                .then(|| event.tags.iter().map(|tag| pg_text(tag)).collect()),
-            extra_names,
-            extra_values,
-        }
-    }
-
-    /// The values in the column order of [`COPY_STAGE`] / [`STAGE_TYPES`].
-    pub(crate) fn values(&self) -> [&(dyn ToSql + Sync); 17] {
-        [
-            &self.digest,
-            &self.logtime,
-            &self.received_at,
-            &self.reported,
-            &self.facility,
-            &self.severity,
-            &self.hostname,
-            &self.program,
-            &self.pid,
-            &self.msgid,
-            &self.userid,
-            &self.message,
-            &self.structured_data,
-            &self.raw,
-            &self.tags,
-            &self.extra_names,
-            &self.extra_values,
-        ]
-    }
-}
-
-type ExtraInfo<'a> = (Option<Vec<Cow<'a, str>>>, Option<Vec<String>>);
-
-/// The fields as parallel name and value arrays (a list gives one pair per item), leaving out
-/// `userid` when it goes to its column.
-fn extra_info(fields: &Fields, skip_userid: bool) -> ExtraInfo<'_> {
-    if fields.is_empty() || (skip_userid && fields.len() == 1) {
-        return (None, None);
-    }
-    let mut names = Vec::with_capacity(fields.len());
-    let mut values = Vec::with_capacity(fields.len());
-    for (name, value) in fields.iter() {
-        if skip_userid && &**name == USERID {
-            continue;
-        }
-        let mut count = 0;
-        push_values(value, &mut values, &mut count);
-        let name = pg_text(name);
-        names.extend(std::iter::repeat_n(name, count));
-    }
-    if names.is_empty() {
-        return (None, None);
-    }
-    (Some(names), Some(values))
 }
 
 /// Reads a stored event back by its content id, as far as the schema keeps it: the header
@@ -395,30 +328,44 @@ mod tests {
     }
 
     #[test]
-    fn timestamps_count_from_the_postgres_epoch() {
-        let mut out = BytesMut::new();
-        let at: Timestamp = "2000-01-01T00:00:01.5Z".parse().unwrap();
-        PgTimestamp(at)
-            .to_sql(&Type::TIMESTAMPTZ, &mut out)
-            .unwrap();
-        assert_eq!(&out[..], &1_500_000i64.to_be_bytes());
-    }
-
-    #[test]
     fn fields_become_name_value_pairs_without_the_userid_column() {
         let mut event = Event::new("m");
         event.set_field("userid", "alice");
         event.set_field("ips", Value::List(vec!["a".into(), "b\0".into()]));
         event.set_field("bytes", 42i64);
-        let id = event.content_id();
-        let row = StageRow::new(&id, &event);
-        assert_eq!(row.userid.as_deref(), Some("alice"));
-        let names: Vec<&str> = row.extra_names.iter().flatten().map(|n| &**n).collect();
-        assert_eq!(names, ["bytes", "ips", "ips"]);
+        assert_eq!(userid(&event).as_deref(), Some("alice"));
+        assert!(is_detailed(&event));
+        let pairs: Vec<(String, String)> = extra_rows(&event)
+            .into_iter()
+            .map(|(name, value)| (name.into_owned(), value.into_owned()))
+            .collect();
         assert_eq!(
-            row.extra_values.unwrap(),
-            ["42", "a", "b\u{FFFD}"].map(String::from)
+            pairs,
+            [("bytes", "42"), ("ips", "a"), ("ips", "b\u{FFFD}")]
+                .map(|(n, v)| (n.to_owned(), v.to_owned()))
         );
+    }
+
+    #[test]
+    fn only_a_text_userid_alone_is_not_detailed() {
+        let mut event = Event::new("m");
+        assert!(!is_detailed(&event));
+        event.set_field("userid", "alice");
+        assert!(!is_detailed(&event), "userid goes to its column");
+        event.set_field("userid", 42i64);
+        assert!(is_detailed(&event), "a number userid goes to extra_info");
+        let mut tagged = Event::new("m");
+        tagged.add_tag("t");
+        assert!(is_detailed(&tagged));
+    }
+
+    #[test]
+    fn tags_equal_once_nul_is_replaced_are_stored_once() {
+        let mut event = Event::new("m");
+        event.add_tag("a\0");
+        event.add_tag("a\u{FFFD}");
+        event.add_tag("b");
+        assert_eq!(tag_names(&event), ["a\u{FFFD}", "b"]);
     }
 
     #[test]
@@ -428,7 +375,7 @@ mod tests {
         sd.push("x@1", "k", "v\0");
         let json = structured_data_json(&sd).unwrap();
         assert_eq!(
-            String::from_utf8(json.0).unwrap(),
+            String::from_utf8(json).unwrap(),
             r#"{"x@1":{"k":"v\ufffd"}}"#.replace("\\ufffd", "\u{FFFD}")
         );
     }

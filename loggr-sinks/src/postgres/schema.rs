@@ -165,6 +165,155 @@ pub async fn check_schema(client: &Client) -> Result<u32, PgError> {
     Ok(found)
 }
 
+/// The message search index of `event` (see [`create_search_index`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SearchIndex {
+    /// `event_message_trgm_idx`, a `pg_trgm` GIN index on `message`: serves `LIKE`, `ILIKE`,
+    /// `~`, `~*` and `%` (similarity) on `message`.
+    Trigram,
+    /// `event_message_fts_idx`, a GIN index on `to_tsvector('simple', coalesce(message, ''))`:
+    /// serves `to_tsvector('simple', coalesce(message, '')) @@ query` (word search), when
+    /// `pg_trgm` cannot be installed.
+    FullText,
+}
+
+impl SearchIndex {
+    /// The index's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SearchIndex::Trigram => "event_message_trgm_idx",
+            SearchIndex::FullText => "event_message_fts_idx",
+        }
+    }
+
+    fn definition(self) -> &'static str {
+        match self {
+            SearchIndex::Trigram => "USING gin (message gin_trgm_ops)",
+            SearchIndex::FullText => "USING gin (to_tsvector('simple', coalesce(message, '')))",
+        }
+    }
+}
+
+/// Whether this valid index exists on `event`.
+async fn has_index(client: &Client, index: SearchIndex) -> Result<bool, PgError> {
+    let row = client
+        .query_opt(
+            "SELECT i.indisvalid FROM pg_index i
+             WHERE i.indexrelid = to_regclass($1) AND i.indrelid = to_regclass('event')",
+            &[&index.name()],
+        )
+        .await?;
+    Ok(row.map(|row| row.get::<_, bool>(0)).unwrap_or(false))
+}
+
+/// The message search index of `event`, if one exists (the web UI picks its query by it).
+///
+/// # Errors
+///
+/// [`PgError::Query`].
+pub async fn search_index(client: &Client) -> Result<Option<SearchIndex>, PgError> {
+    for index in [SearchIndex::Trigram, SearchIndex::FullText] {
+        if has_index(client, index).await? {
+            return Ok(Some(index));
+        }
+    }
+    Ok(None)
+}
+
+/// Creates the message search index of `event`, for the web UI (`loggr_ctl` calls it): a
+/// `pg_trgm` GIN index on `message` when the extension is or can be installed, else a full-text
+/// GIN index (see [`SearchIndex`]). Does nothing when it exists; replaces one a failed earlier
+/// attempt left invalid. Returns which index is in place.
+///
+/// The index is built with `CREATE INDEX CONCURRENTLY`: writers go on meanwhile (the call
+/// waits for the transactions running on `event`), which is why it must not run inside a
+/// transaction. It runs under the session's `statement_timeout`: on a big table, connect with
+/// `statement_timeout = 0`.
+///
+/// # Ingest cost
+///
+/// The migrations leave it out because it is by far the most expensive index: a GIN entry
+/// for every distinct trigram of every message. With it, the `postgres` sink stores about a
+/// fifth of the rows per second it stores without (`pg_bench`: 6,400 rows/s for `sink-search`
+/// against 31,800 for `sink`, on a loaded 2-core machine). GIN's pending list (`fastupdate`,
+/// on by default) spreads the cost unevenly: most inserts are cheap, and the one that
+/// overflows `gin_pending_list_limit` (or a vacuum) merges the list into the index. Create it
+/// only where the web UI searches messages.
+///
+/// Two calls at once may make one of them fail (each may drop the other's index while it is
+/// being built, taking it for a failed one): call it from one place, again on failure.
+///
+/// # Errors
+///
+/// [`PgError::Query`]: the index cannot be built (no `CREATE` privilege on the schema, the
+/// statement timeout, a missing `event` table: run [`migrate`] first).
+pub async fn create_search_index(client: &Client) -> Result<SearchIndex, PgError> {
+    let index = if trigram_available(client).await? {
+        SearchIndex::Trigram
+    } else {
+        SearchIndex::FullText
+    };
+    if has_index(client, index).await? {
+        return Ok(index);
+    }
+    // Left invalid by a failed or cancelled build: IF NOT EXISTS would keep it.
+    client
+        .batch_execute(&format!(
+            "DROP INDEX CONCURRENTLY IF EXISTS {}",
+            index.name()
+        ))
+        .await?;
+    let created = client
+        .batch_execute(&format!(
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON event {}",
+            index.name(),
+            index.definition()
+        ))
+        .await;
+    match created {
+        Ok(()) => {
+            tracing::info!(index = index.name(), "Created the message search index");
+            Ok(index)
+        }
+        // Another session built it at the same time.
+        Err(_) if has_index(client, index).await? => Ok(index),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Whether `pg_trgm` is installed in the database, installing it when possible.
+async fn trigram_available(client: &Client) -> Result<bool, PgError> {
+    let installed = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm')";
+    if client.query_one(installed, &[]).await?.get::<_, bool>(0) {
+        return Ok(true);
+    }
+    match client
+        .batch_execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        .await
+    {
+        Ok(()) => Ok(true),
+        Err(error) => {
+            // Installed by another session meanwhile?
+            if client.query_one(installed, &[]).await?.get::<_, bool>(0) {
+                return Ok(true);
+            }
+            // Not shipped with the server (58P01), not allowed (42501), not supported: fall
+            // back to full-text search.
+            let code = error.code().map(|code| code.code()).unwrap_or("");
+            if matches!(code, "58P01" | "42501" | "0A000") {
+                tracing::info!(
+                    error = %super::error::describe(&error),
+                    "pg_trgm is not available; message search uses full-text search"
+                );
+                Ok(false)
+            } else {
+                Err(error.into())
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

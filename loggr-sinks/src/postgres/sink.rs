@@ -1,17 +1,19 @@
 //! [`PostgresSink`]: the runtime of the `postgres` sink (see the [module docs](super)).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use loggr_core::{async_trait, ContentId, Event, Sink, SinkError};
 use tokio::task::JoinHandle;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
-use tokio_postgres::{Client, NoTls, Statement};
+use tokio_postgres::{Client, NoTls, Statement, Transaction};
 
+use super::copy::CopyWriter;
 use super::error::{describe, is_data_error};
 use super::row::{
-    pg_text, StageRow, COPY_STAGE, CREATE_STAGE, INSERT_QUARANTINE, INSERT_STAGED, STAGE_TYPES,
+    extra_rows, pg_text, tag_names, write_event, COPY_EVENT, COPY_EXTRA, COPY_STAGE, COPY_TAG,
+    CREATE_STAGE, EVENT_FIELDS, INSERT_DETAILED, INSERT_PLAIN, INSERT_QUARANTINE, SELECT_IDS,
+    STAGE_FIELDS,
 };
 use super::schema::{check_schema, migrate};
 use super::{PgError, PostgresSinkConfig};
@@ -59,6 +61,11 @@ pub struct WriteStats {
     pub quarantined: u64,
     /// Transactions committed (more than one when the batch was split to isolate bad events).
     pub transactions: u64,
+    /// The batch went by `COPY` straight into `event` (the direct path).
+    pub direct: bool,
+    /// The direct `COPY` was tried and refused (a digest was already stored, or PostgreSQL
+    /// refused an event); the batch then went through the staging table.
+    pub direct_refused: bool,
 }
 
 /// A client and the task driving its connection, closed together.
@@ -76,7 +83,20 @@ impl Drop for Connection {
 /// One connection, with its staging table and prepared statements.
 struct Session {
     connection: Connection,
-    copy: Statement,
+    statements: Statements,
+    /// Whether the next batch tries the direct path: the last one held no stored event.
+    direct: bool,
+}
+
+/// The session's prepared statements.
+struct Statements {
+    copy_stage: Statement,
+    copy_event: Statement,
+    copy_tag: Statement,
+    copy_extra: Statement,
+    insert_plain: Statement,
+    insert_detailed: Statement,
+    select_ids: Statement,
     quarantine: Statement,
 }
 
@@ -139,7 +159,8 @@ impl PostgresSink {
         // Dropped on an early return, which closes the connection.
         let connection = Connection { client, task };
         let client = &connection.client;
-        let mut setup = String::from("SET temp_buffers = '32MB';");
+        // No JIT: these statements are cheap per row, compiling them is not (tens of ms).
+        let mut setup = String::from("SET temp_buffers = '32MB'; SET jit = off;");
         let timeout = self.config.statement_timeout.as_millis();
         if timeout > 0 {
             setup.push_str(&format!("SET statement_timeout = {timeout};"));
@@ -151,19 +172,30 @@ impl PostgresSink {
             check_schema(client).await?;
         }
         client.batch_execute(CREATE_STAGE).await?;
-        let copy = client.prepare(COPY_STAGE).await?;
-        let quarantine = client
-            .prepare_typed(
-                INSERT_QUARANTINE,
-                &[Type::BYTEA, Type::TEXT, Type::TEXT, Type::TEXT, Type::BYTEA],
-            )
-            .await?;
-        tracing::debug!(application_name = %self.config.application_name, "Connected to PostgreSQL");
-        Ok(Session {
+        let statements = Statements {
+            copy_stage: client.prepare(COPY_STAGE).await?,
+            copy_event: client.prepare(COPY_EVENT).await?,
+            copy_tag: client.prepare(COPY_TAG).await?,
+            copy_extra: client.prepare(COPY_EXTRA).await?,
+            insert_plain: client.prepare(INSERT_PLAIN).await?,
+            insert_detailed: client.prepare(INSERT_DETAILED).await?,
+            select_ids: client
+                .prepare_typed(SELECT_IDS, &[Type::BYTEA_ARRAY])
+                .await?,
+            quarantine: client
+                .prepare_typed(
+                    INSERT_QUARANTINE,
+                    &[Type::BYTEA, Type::TEXT, Type::TEXT, Type::TEXT, Type::BYTEA],
+                )
+                .await?,
+        };
+        let session = Session {
             connection,
-            copy,
-            quarantine,
-        })
+            statements,
+            direct: true,
+        };
+        tracing::debug!(application_name = %self.config.application_name, "Connected to PostgreSQL");
+        Ok(session)
     }
 
     /// Writes a batch and says what happened to its events (what [`Sink::write`] does, with
@@ -197,15 +229,24 @@ impl PostgresSink {
             duplicates: (events.len() - rows.len()) as u64,
             ..WriteStats::default()
         };
-        match session
-            .store(&rows, self.config.quarantine, &mut stats)
-            .await
-        {
+        let result = session
+            .write(
+                &rows,
+                self.config.direct_copy,
+                self.config.quarantine,
+                &mut stats,
+            )
+            .await;
+        match result {
             Ok(()) => {
-                self.session = Some(session);
-                stats.duplicates += (rows.len() as u64)
+                let stored = (rows.len() as u64)
                     .saturating_sub(stats.inserted)
                     .saturating_sub(stats.quarantined);
+                stats.duplicates += stored;
+                // A batch with events stored before (a redelivery) is likely followed by more:
+                // the direct COPY would fail on them, so it waits for a batch without any.
+                session.direct = stored == 0;
+                self.session = Some(session);
                 if stats.quarantined > 0 {
                     tracing::warn!(
                         quarantined = stats.quarantined,
@@ -222,6 +263,8 @@ impl PostgresSink {
                 Ok(stats)
             }
             Err(StoreError::Refused(error)) => {
+                // The runner splits the batch and writes the halves again: stage them.
+                session.direct = false;
                 self.session = Some(session);
                 Err(SinkError::permanent(format!(
                     "postgres refused the events: {}",
@@ -240,7 +283,49 @@ impl PostgresSink {
     }
 }
 
+/// Whether the direct `COPY` failed for a reason the staging path handles: an event already
+/// stored (unique violation, class 23), an event PostgreSQL refuses (classes 22, 23, 54: the
+/// staging path isolates it), or a deadlock or serialization failure with another session
+/// (class 40); the transaction is rolled back and the connection stays usable.
+fn is_refusal(error: &tokio_postgres::Error) -> bool {
+    is_data_error(error)
+        || error
+            .code()
+            .is_some_and(|code| code.code().starts_with("40"))
+}
+
 impl Session {
+    /// Stores `rows` (unique digests): by the direct path when `direct_copy` allows it and the
+    /// last batch held no stored event, else (or when the direct `COPY` is refused) through
+    /// the staging table.
+    async fn write(
+        &mut self,
+        rows: &[(ContentId, &Event)],
+        direct_copy: bool,
+        quarantine: bool,
+        stats: &mut WriteStats,
+    ) -> Result<(), StoreError> {
+        if direct_copy && self.direct {
+            match self.copy_direct(rows).await {
+                Ok(inserted) => {
+                    stats.inserted = inserted;
+                    stats.transactions = 1;
+                    stats.direct = true;
+                    return Ok(());
+                }
+                Err(error) if is_refusal(&error) => {
+                    tracing::debug!(
+                        error = %describe(&error),
+                        "Direct COPY refused; staging the batch"
+                    );
+                    stats.direct_refused = true;
+                }
+                Err(error) => return Err(StoreError::Broken(error)),
+            }
+        }
+        self.store(rows, quarantine, stats).await
+    }
+
     /// Stores `rows` (unique digests), splitting them to isolate the events PostgreSQL refuses.
     async fn store(
         &mut self,
@@ -286,28 +371,74 @@ impl Session {
         Ok(())
     }
 
-    /// One transaction: `COPY` into the staging table, move the new events over, commit.
+    /// The direct path, one transaction: `COPY` the events straight into `event`, then the
+    /// tags and extra_info of those that have some; fails (PostgreSQL's unique violation) when
+    /// one of them is stored already, or being stored by another session that then commits.
+    async fn copy_direct(
+        &mut self,
+        rows: &[(ContentId, &Event)],
+    ) -> Result<u64, tokio_postgres::Error> {
+        let transaction = self.connection.client.transaction().await?;
+        let copy = transaction.copy_in(&self.statements.copy_event).await?;
+        let mut writer = CopyWriter::new(copy);
+        let mut detailed = Vec::new();
+        for (id, event) in rows {
+            if write_event(writer.row(EVENT_FIELDS).await?, id, event, false) {
+                detailed.push((id, *event));
+            }
+        }
+        let inserted = writer.finish().await?;
+        if !detailed.is_empty() {
+            let digests: Vec<&[u8]> = detailed.iter().map(|(id, _)| &id.0[..]).collect();
+            let by_digest: HashMap<&[u8], &Event> = detailed
+                .iter()
+                .map(|(id, event)| (&id.0[..], *event))
+                .collect();
+            let found = transaction
+                .query(&self.statements.select_ids, &[&digests])
+                .await?;
+            self.statements
+                .copy_details(&transaction, &found, &by_digest)
+                .await?;
+        }
+        transaction.commit().await?;
+        Ok(inserted)
+    }
+
+    /// The staging path, one transaction: `COPY` into the staging table, move the new events
+    /// over (those with details first, to learn their `id`), copy in their tags and extra_info,
+    /// commit.
     async fn store_once(
         &mut self,
         rows: &[(ContentId, &Event)],
     ) -> Result<u64, tokio_postgres::Error> {
         let transaction = self.connection.client.transaction().await?;
-        let copy = transaction.copy_in(&self.copy).await?;
-        let writer = BinaryCopyInWriter::new(copy, STAGE_TYPES);
-        let mut writer = std::pin::pin!(writer);
+        let copy = transaction.copy_in(&self.statements.copy_stage).await?;
+        let mut writer = CopyWriter::new(copy);
+        let mut by_digest: HashMap<&[u8], &Event> = HashMap::new();
         for (id, event) in rows {
-            let row = StageRow::new(id, event);
-            writer.as_mut().write(&row.values()).await?;
+            if write_event(writer.row(STAGE_FIELDS).await?, id, event, true) {
+                by_digest.insert(&id.0[..], *event);
+            }
         }
         writer.finish().await?;
-        // Planned anew each time (not prepared): the plan of the joins depends on how many
-        // rows the staging table holds, which a plan made when it was empty would not know.
-        let inserted: i64 = transaction
-            .query_one(INSERT_STAGED, &[])
-            .await?
-            .try_get(0)?;
+        let mut inserted = 0;
+        if !by_digest.is_empty() {
+            let new = transaction
+                .query(&self.statements.insert_detailed, &[])
+                .await?;
+            inserted += new.len() as u64;
+            self.statements
+                .copy_details(&transaction, &new, &by_digest)
+                .await?;
+        }
+        if by_digest.len() < rows.len() {
+            inserted += transaction
+                .execute(&self.statements.insert_plain, &[])
+                .await?;
+        }
         transaction.commit().await?;
-        Ok(u64::try_from(inserted).unwrap_or(0))
+        Ok(inserted)
     }
 
     /// Records one refused event with the reason.
@@ -328,10 +459,60 @@ impl Session {
         self.connection
             .client
             .execute(
-                &self.quarantine,
+                &self.statements.quarantine,
                 &[&digest, &sqlstate, &reason, &json, &raw],
             )
             .await?;
+        Ok(())
+    }
+}
+
+impl Statements {
+    /// Copies in the tags and extra_info of new events, given as rows of (`id`, `digest`).
+    async fn copy_details(
+        &self,
+        transaction: &Transaction<'_>,
+        new: &[tokio_postgres::Row],
+        by_digest: &HashMap<&[u8], &Event>,
+    ) -> Result<(), tokio_postgres::Error> {
+        let mut events = Vec::with_capacity(new.len());
+        for row in new {
+            let id: i64 = row.try_get(0)?;
+            let digest: &[u8] = row.try_get(1)?;
+            if let Some(event) = by_digest.get(digest) {
+                events.push((id, *event));
+            }
+        }
+        if events.iter().any(|(_, event)| !event.tags.is_empty()) {
+            let copy = transaction.copy_in(&self.copy_tag).await?;
+            let mut writer = CopyWriter::new(copy);
+            for (id, event) in &events {
+                for name in tag_names(event) {
+                    let row = writer.row(2).await?;
+                    row.i64(*id);
+                    row.bytes(name.as_bytes());
+                }
+            }
+            writer.finish().await?;
+        }
+        let extra: Vec<_> = events
+            .iter()
+            .map(|(id, event)| (id, extra_rows(event)))
+            .filter(|(_, rows)| !rows.is_empty())
+            .collect();
+        if !extra.is_empty() {
+            let copy = transaction.copy_in(&self.copy_extra).await?;
+            let mut writer = CopyWriter::new(copy);
+            for (id, rows) in &extra {
+                for (name, value) in rows {
+                    let row = writer.row(3).await?;
+                    row.i64(**id);
+                    row.bytes(name.as_bytes());
+                    row.bytes(value.as_bytes());
+                }
+            }
+            writer.finish().await?;
+        }
         Ok(())
     }
 }
