@@ -10,7 +10,8 @@
 #![cfg(feature = "redis")]
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::time::{Duration, Instant};
 
 use loggr::core::test_util::{numbered_events, CollectingSink};
@@ -20,6 +21,7 @@ use loggr::core::{
 use loggr::sinks::fallback::FallbackSink;
 use loggr::sinks::redis_spool::{RedisSpoolSink, RedisSpoolSinkConfig};
 use loggr::sources::redis_spool::{RedisSpoolSource, RedisSpoolSourceConfig};
+use support::PrivateRedis;
 
 fn redis_url() -> String {
     std::env::var("LOGGR_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
@@ -274,60 +276,6 @@ async fn entries_of_a_crashed_consumer_are_recovered_and_retried_ones_stay_spool
     cleanup(&mut connection, &key).await;
 }
 
-/// A private `redis-server` on a free port, killed when dropped.
-struct PrivateRedis {
-    child: Child,
-    port: u16,
-}
-
-impl PrivateRedis {
-    fn start_on(port: u16) -> PrivateRedis {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|error| {
-                panic!("cannot start redis-server ({error}): run `bash scripts/services.sh`")
-            });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "private redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        PrivateRedis { child, port }
-    }
-
-    fn start() -> PrivateRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        PrivateRedis::start_on(port)
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn stop(mut self) -> u16 {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.port
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_that_may_evict_keys_is_refused() {
     let server = PrivateRedis::start();
@@ -358,7 +306,9 @@ async fn the_sink_survives_a_redis_restart_and_refuses_a_full_spool() {
     let mut sink = RedisSpoolSink::new(config).unwrap();
     sink.write(&numbered_events("before", 3)).await.unwrap();
 
-    let port = server.stop();
+    let mut server = server;
+    server.kill();
+    let port = server.port;
     let error = sink.write(&numbered_events("during", 3)).await.unwrap_err();
     assert!(error.is_transient(), "Redis down is transient: {error}");
 
@@ -430,7 +380,8 @@ async fn fallback_spools_while_the_primary_is_down_and_fails_when_both_are() {
         "spooled while the primary is down"
     );
 
-    server.stop();
+    let mut server = server;
+    server.kill();
     let error = sink.write(&numbered_events("c", 2)).await.unwrap_err();
     assert!(error.is_transient(), "{error}");
     assert!(error.to_string().contains("both sinks failed"), "{error}");
@@ -474,7 +425,8 @@ async fn the_source_reconnects_after_a_redis_restart() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    server.stop();
+    let mut server = server;
+    server.kill();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let server = PrivateRedis::start_on(port);
     // The sink's first write notices the broken connection (transient); the retry reconnects,
