@@ -140,7 +140,7 @@ impl Pacer {
 
     async fn tick(&mut self) {
         self.sent += 1;
-        if self.rate <= 0.0 || self.sent % 64 != 0 {
+        if self.rate <= 0.0 || !self.sent.is_multiple_of(64) {
             return;
         }
         let due = Duration::from_secs_f64(self.sent as f64 / self.rate);

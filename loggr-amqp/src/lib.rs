@@ -155,21 +155,7 @@ pub fn truncated_short_string(text: &str) -> ShortString {
     ShortString::try_new(&text[..end]).unwrap_or_default()
 }
 
-/// The URL with its password replaced by `***`, for logs and errors.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
-}
+pub use loggr_core::config::redact_url;
 
 /// Parses an AMQP URL (`amqp://user:password@host:port/vhost`, the vhost URL-encoded: `%2f` is
 /// `/`).
@@ -301,12 +287,6 @@ mod tests {
 
     #[test]
     fn passwords_are_hidden() {
-        assert_eq!(
-            redact_url("amqp://guest:secret@127.0.0.1:5672/%2f"),
-            "amqp://guest:***@127.0.0.1:5672/%2f"
-        );
-        assert_eq!(redact_url("amqp://host/vhost"), "amqp://host/vhost");
-        assert_eq!(redact_url("amqp://u:p@h"), "amqp://u:***@h");
         let error = parse_url("amqp://u:secret@host:notaport/").unwrap_err();
         assert!(!error.to_string().contains("secret"), "{error}");
         assert!(!error.is_transient());

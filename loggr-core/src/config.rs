@@ -386,9 +386,52 @@ pub mod duration {
     }
 }
 
+/// A connection URL with its password replaced by `***`, for logs, errors and pages
+/// (`postgresql://bob:***@db:5432/x`, `amqp://guest:***@host/%2f`). A URL without password is
+/// returned as is; a string that is not a URL (a libpq `key=value` string may hold a password)
+/// becomes `***`.
+///
+/// ```
+/// use loggr_core::config::redact_url;
+/// assert_eq!(redact_url("amqp://guest:secret@127.0.0.1:5672/%2f"), "amqp://guest:***@127.0.0.1:5672/%2f");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return "***".to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match authority.rfind('@') {
+        Some(at) => {
+            let userinfo = &authority[..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            let redacted = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_owned()
+            };
+            format!("{}{}{}", &url[..scheme_end + 3], redacted, &rest[at..])
+        }
+        None => url.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_lose_their_passwords() {
+        assert_eq!(
+            redact_url("postgresql://bob:s3cr@t@db:5432/x?sslmode=require"),
+            "postgresql://bob:***@db:5432/x?sslmode=require"
+        );
+        assert_eq!(redact_url("postgresql://root@h/x"), "postgresql://root@h/x");
+        assert_eq!(redact_url("amqp://host/vhost"), "amqp://host/vhost");
+        assert_eq!(redact_url("amqp://u:p@h"), "amqp://u:***@h");
+        assert_eq!(redact_url("host=x password=y"), "***");
+    }
 
     fn env(name: &str) -> Option<String> {
         match name {

@@ -527,11 +527,14 @@ impl<'de> Deserialize<'de> for StructuredData {
     }
 }
 
-/// The stable content id of an event: SHA-256 over severity, facility, app_name, hostname,
-/// message and reported timestamp.
+/// The stable content id of an event: SHA-256 over what the sender sent — severity,
+/// facility, app_name, hostname, procid, msgid, message, structured data and reported
+/// timestamp — and nothing a parser or filter derived (fields, tags) or the receiver added
+/// (`received_at`).
 ///
 /// Two receptions of the same message (a RELP resend, an AMQP redelivery, a file read twice)
-/// have the same id, which is what makes storage idempotent.
+/// have the same id, which is what makes storage idempotent. Two messages that differ in any
+/// of those parts, even only in their process id, have different ids and are both stored.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ContentId(pub [u8; 32]);
 
@@ -679,7 +682,18 @@ impl Event {
         hasher.update([self.severity.code(), self.facility.code()]);
         part(&mut hasher, self.app_name.as_deref());
         part(&mut hasher, self.hostname.as_deref());
+        part(&mut hasher, self.procid.as_deref());
+        part(&mut hasher, self.msgid.as_deref());
         part(&mut hasher, self.message.as_deref());
+        hasher.update((self.structured_data.elements.len() as u64).to_le_bytes());
+        for element in &self.structured_data.elements {
+            part(&mut hasher, Some(&element.id));
+            hasher.update((element.params.len() as u64).to_le_bytes());
+            for param in &element.params {
+                part(&mut hasher, Some(&param.name));
+                part(&mut hasher, Some(&param.value));
+            }
+        }
         match self.timestamp {
             Some(at) => {
                 hasher.update([1]);
@@ -916,6 +930,19 @@ mod tests {
         let mut moved = event.clone();
         moved.hostname = Some("web2".into());
         assert_ne!(event.content_id(), moved.content_id());
+        // Two processes logging the same line in the same second are two messages.
+        let mut other_process = event.clone();
+        other_process.procid = Some("99999".into());
+        assert_ne!(event.content_id(), other_process.content_id());
+        let mut other_msgid = event.clone();
+        other_msgid.msgid = Some("ID47".into());
+        assert_ne!(event.content_id(), other_msgid.content_id());
+        let mut with_sd = event.clone();
+        with_sd.structured_data.push("origin@1", "ip", "10.0.0.1");
+        assert_ne!(event.content_id(), with_sd.content_id());
+        let mut other_sd = event;
+        other_sd.structured_data.push("origin@1", "ip", "10.0.0.2");
+        assert_ne!(with_sd.content_id(), other_sd.content_id());
         // Field boundaries matter: "ab"+"c" differs from "a"+"bc".
         let mut left = Event::new("c");
         left.hostname = Some("ab".into());

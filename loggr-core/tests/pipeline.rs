@@ -382,7 +382,7 @@ impl Filter for UnevenWork {
     }
     fn apply(&self, event: &mut Event) -> Result<Verdict, FilterError> {
         let n: u64 = event.message_str().parse().unwrap_or(0);
-        if n % 7 == 0 {
+        if n.is_multiple_of(7) {
             std::thread::sleep(Duration::from_micros(300));
         }
         Ok(Verdict::Keep)
