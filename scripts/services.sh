@@ -77,6 +77,14 @@ ensure_peers() {
   [ -x /usr/sbin/rsyslogd ] || packages+=(rsyslog)
   [ -e /usr/lib/x86_64-linux-gnu/rsyslog/omrelp.so ] || [ -e /usr/lib/rsyslog/omrelp.so ] || packages+=(rsyslog-relp)
   command -v logger >/dev/null || packages+=(bsdutils)
+  # The SMTP server the report e-mail tests deliver to (PyPI's aiosmtpd).
+  python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet aiosmtpd ||
+    { log "cannot install aiosmtpd: run 'python3 -m pip install aiosmtpd'"; return 1; }
+  # The compressors whose files the `files` source reads (the import tests make such files).
+  command -v gzip >/dev/null || packages+=(gzip)
+  command -v bzip2 >/dev/null || packages+=(bzip2)
+  command -v zstd >/dev/null || packages+=(zstd)
+  command -v xz >/dev/null || packages+=(xz-utils)
   [ ${#packages[@]} -eq 0 ] && return 0
   install_packages --no-install-recommends "${packages[@]}"
 }
@@ -89,4 +97,4 @@ if [ "$failed" != 0 ]; then
   log "some services are unavailable; the tests that need them will fail"
   exit 1
 fi
-log "PostgreSQL, Redis and RabbitMQ are up; rsyslog and logger are installed"
+log "PostgreSQL, Redis and RabbitMQ are up; rsyslog, logger, the compressors and aiosmtpd are installed"

@@ -12,7 +12,8 @@
 //! - [`sinks`] (`loggr-sinks`): JSON-lines file, stdout, and the broker and database sinks.
 //! - [`relp`] (`loggr-relp`): the RELP protocol.
 //!
-//! Heavy plugins sit behind cargo features: `amqp`, `postgres`, `redis`, `tls`.
+//! Heavy plugins sit behind cargo features: `amqp`, `postgres`, `redis`, `tls`, `files`
+//! (file import) and `harvest` (upload directories).
 //!
 //! ```no_run
 //! use loggr::sinks::{FileSink, FileSinkConfig};

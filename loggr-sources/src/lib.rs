@@ -11,15 +11,19 @@
 //! | `udp`, `unix_datagram` | one message per datagram | none: best effort, counted |
 //! | `redis_spool` (feature `redis`) | replays the Redis spool | an entry is removed only after all its events committed |
 //! | `amqp` (feature `amqp`) | consumes a RabbitMQ queue, batches or single events per message | `basic.ack` after every sink committed the delivery's events, `nack` (requeue) on Retry, `reject` (dead-letter) on Reject |
-//!
-//! File import, AMQP and Redis come with their issues.
+//! | `files` (feature `files`) | log files under directory trees, plain or gzip/bzip2/zstd/xz, each content once | a file is recorded in the ledger only after all its events were committed; otherwise the next run imports it again |
+//! | `harvest` (feature `harvest`) | files uploaded into spool directories, one event per line | a file is deleted only after all its lines were committed; kept and read again otherwise |
 //!
 //! Call [`link`] once in a program that builds pipelines from configuration, so the linker
 //! keeps this crate's registrations (see `loggr_core::registry`).
 
 #[cfg(feature = "amqp")]
 pub mod amqp;
+#[cfg(feature = "files")]
+pub mod files;
 pub mod framing;
+#[cfg(feature = "harvest")]
+pub mod harvest;
 pub mod ingest;
 mod listener;
 #[cfg(feature = "redis")]
@@ -49,4 +53,8 @@ pub fn link() {
     udp::link();
     #[cfg(feature = "redis")]
     redis_spool::link();
+    #[cfg(feature = "files")]
+    files::link();
+    #[cfg(feature = "harvest")]
+    harvest::link();
 }

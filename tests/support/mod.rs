@@ -444,3 +444,71 @@ impl Drop for Daemon {
         let _ = self.child.wait();
     }
 }
+
+/// Runs SQL as the administrator on the machine's PostgreSQL (127.0.0.1:5432, database
+/// `postgres`), failing loudly when it is not there.
+pub fn pg_admin(sql: &str) {
+    let output = Command::new("psql")
+        .args(["-X", "-q", "-h", "127.0.0.1", "-d", "postgres", "-c", sql])
+        .output()
+        .unwrap_or_else(|e| panic!("psql is missing ({e}): run `bash scripts/services.sh`"));
+    assert!(
+        output.status.success(),
+        "{sql}: {} (is PostgreSQL running? `bash scripts/services.sh`)",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A database of the test's own on the machine's PostgreSQL, dropped at the end.
+pub struct TestDb {
+    /// Its name.
+    pub name: String,
+}
+
+impl TestDb {
+    /// A fresh, empty database named after `tag` and this process.
+    pub fn new(tag: &str) -> TestDb {
+        let name = format!("loggr_{tag}_{}", std::process::id());
+        pg_admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        pg_admin(&format!("CREATE DATABASE {name}"));
+        TestDb { name }
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("postgresql://root@127.0.0.1:5432/{}", self.name)
+    }
+
+    /// The output of one SQL statement (`psql -A -t`), trimmed.
+    pub fn psql(&self, sql: &str) -> String {
+        let output = Command::new("psql")
+            .args(["-X", "-A", "-t", &self.url(), "-c", sql])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
+    /// A number one SQL statement gives.
+    pub fn count(&self, sql: &str) -> u64 {
+        let text = self.psql(sql);
+        text.parse()
+            .unwrap_or_else(|_| panic!("{sql} gave {text:?}"))
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args(["-X", "-q", "-h", "127.0.0.1", "-d", "postgres", "-c"])
+            .arg(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .status();
+    }
+}

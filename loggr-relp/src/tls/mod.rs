@@ -233,7 +233,16 @@ impl TlsClientConfig {
         })
     }
 
-    pub(crate) async fn connect(
+    /// The TLS handshake over `tcp`, connected to `addr` (`host:port`; the host is the
+    /// default server name), with the configured checks of the server. RELP's
+    /// [`Client::connect_tls`](crate::Client::connect_tls) uses it; so can any other protocol
+    /// over TLS (syslog over TLS, RFC 5425).
+    ///
+    /// # Errors
+    ///
+    /// [`RelpError::Tls`] for a host that is not a valid server name; an I/O error when the
+    /// handshake or the server's certificate check fails.
+    pub async fn connect(
         &self,
         addr: &str,
         tcp: TcpStream,

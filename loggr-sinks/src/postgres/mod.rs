@@ -12,13 +12,14 @@
 //! | `tag` | (event, tag) | `(event, name)` |
 //! | `extra_info` | (event, field, value) | index `(event, name)` |
 //! | `log` | imported file (BuzzSaw) | `digest` unique (SHA-256 of the content) |
-//! | `current_processing` | file being imported (a lock) | `digest` unique, `starttime` |
+//! | `current_processing` | file being imported (a lock) | `digest` unique, `starttime`, `owner` |
 //! | `quarantine` | refused event | `digest` unique |
 //!
 //! How an [`Event`](loggr_core::Event) maps onto `event`:
 //!
 //! - `digest` (`bytea`, 32 raw bytes): the [content id](loggr_core::Event::content_id), a
-//!   SHA-256 of severity, facility, app_name, hostname, message and reported time. Raw bytes
+//!   SHA-256 of severity, facility, app_name, hostname, procid, msgid, message, structured
+//!   data and reported time. Raw bytes
 //!   rather than hex: half the size in the table and in its unique index. `encode(digest,
 //!   'hex')` gives the `id` of the canonical JSON form.
 //! - `logtime`: the reported `timestamp`, or `received_at` when the sender gave none

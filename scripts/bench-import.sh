@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Import speed, side by side in one run: loghub's four files ×COPIES (each copy's lines marked
+# so every line is distinct; a third of the files gzip-compressed) imported by the `importer`
+# (release build) into a fresh database, against a plain `COPY` of the same lines into a
+# one-column table of another fresh database.
+#
+#   bash scripts/bench-import.sh [COPIES]        (default 100: 400 files, 800,000 lines)
+#
+# Prints lines/s for both, and the importer's share of COPY's speed. The importer runs twice:
+# storing every line (BuzzSaw's stack with keep_uninteresting), and with the bundled stack as
+# is (only lines a filter is interested in are stored).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+COPIES=${1:-100}
+SHARED=${LOGGR_SHARED_DIR:-../shared}
+LOGHUB="$SHARED/corpus/loghub"
+[ -f "$LOGHUB/Linux_2k.log" ] || { echo "loghub files not found under $LOGHUB (set LOGGR_SHARED_DIR)" >&2; exit 1; }
+PG=${LOGGR_BENCH_PG:-postgresql://root@127.0.0.1:5432}
+
+cargo build --release --quiet --features files,postgres --example importer
+D=$(mktemp -d)
+DBS=()
+cleanup() {
+  for db in "${DBS[@]}"; do psql -X -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true; done
+  rm -rf "$D"
+}
+trap cleanup EXIT
+fresh_db() {
+  psql -X -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" -c "CREATE DATABASE $1"
+  DBS+=("$1")
+}
+
+echo "== making $((COPIES * 4)) files"
+mkdir -p "$D/tree"
+n=0
+for copy in $(seq 1 "$COPIES"); do
+  for name in Linux_2k.log OpenSSH_2k.log Mac_2k.log Thunderbird_2k.log; do
+    out="$D/tree/$copy-$name"
+    sed "s/\$/ #$copy/" "$LOGHUB/$name" > "$out"
+    n=$((n + 1))
+    if [ $((n % 3)) = 0 ]; then gzip -1 "$out"; fi
+  done
+done
+LINES=$(for f in "$D"/tree/*; do if [[ $f == *.gz ]]; then zcat "$f"; else cat "$f"; fi; done | grep -c .)
+echo "   $LINES lines"
+
+now() { date +%s.%N; }
+rate() { awk -v n="$1" -v s="$2" -v e="$3" 'BEGIN { printf "%.0f", n / (e - s) }'; }
+
+echo "== plain COPY of the same lines"
+fresh_db loggr_bench_copy
+psql -X -q "$PG/loggr_bench_copy" -c "CREATE TABLE lines (line text)"
+for f in "$D"/tree/*; do if [[ $f == *.gz ]]; then zcat "$f"; else cat "$f"; fi; done \
+  | grep . | sed -e 's/\\/\\\\/g' -e 's/\r/\\r/g' -e 's/\t/\\t/g' > "$D/all.txt"
+start=$(now)
+psql -X -q "$PG/loggr_bench_copy" -c "\\copy lines FROM '$D/all.txt'"
+end=$(now)
+COPY_RATE=$(rate "$LINES" "$start" "$end")
+echo "   COPY: $COPY_RATE lines/s"
+
+run_importer() { # NAME KEEP
+  fresh_db "$1"
+  cat > "$D/$1.toml" <<TOML
+[pipeline]
+channel_capacity = 16
+filter_workers = 0
+
+[[sources]]
+type = "files"
+directories = ["$D/tree"]
+format = "auto"
+window = 8
+ledger = { type = "postgres", url = "$PG/$1" }
+
+[[filters]]
+type = "buzzsaw"
+keep_uninteresting = $2
+
+[[sinks]]
+type = "postgres"
+url = "$PG/$1"
+migrate = true
+batch = { max_events = 10000, max_bytes = 16777216, linger = "20ms" }
+TOML
+  start=$(now)
+  target/release/examples/importer import --quiet --config "$D/$1.toml" > "$D/$1.out" 2> "$D/$1.log" \
+    || { cat "$D/$1.log" >&2; exit 1; }
+  end=$(now)
+  local rows
+  rows=$(psql -X -A -t "$PG/$1" -c "SELECT count(*) FROM event")
+  cat "$D/$1.out"
+  echo "   rows stored: $rows; $(rate "$LINES" "$start" "$end") lines/s = $(awk -v a="$(rate "$LINES" "$start" "$end")" -v b="$COPY_RATE" 'BEGIN { printf "%.1f", 100 * a / b }')% of COPY"
+}
+
+echo "== importer, every line stored"
+run_importer loggr_bench_import_all true
+echo "== importer, the bundled BuzzSaw stack (interesting lines stored)"
+run_importer loggr_bench_import_buzzsaw false
