@@ -1,0 +1,699 @@
+//! The HTTP routes, the session extractor and the security headers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{FromRequestParts, Path, Query, Request, State};
+use axum::http::header::{self, HeaderValue};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::auth::{self, Session, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
+use crate::export::csv_record;
+use crate::query::{encode_cursor, severity_name, BadFilter, Filters, RawFilters};
+use crate::AppState;
+
+const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; \
+                   form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+const STYLE: &str = include_str!("../static/style.css");
+
+type Shared = Arc<AppState>;
+
+/// The frontend's routes over `state`, with the security headers on every answer.
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/events") }))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/events", get(events))
+        .route("/events.jsonl", get(export_jsonl))
+        .route("/events.csv", get(export_csv))
+        .route("/events/{id}", get(event))
+        .route("/status", get(status))
+        .route("/static/style.css", get(style))
+        .layer(middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, CSP),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn style() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        STYLE,
+    )
+        .into_response()
+}
+
+/// What went wrong in a request; the details go to the log, never to the client.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error(transparent)]
+    BadFilter(#[from] BadFilter),
+    #[error("bad request")]
+    BadRequest,
+    #[error("not found")]
+    NotFound,
+    #[error("forbidden")]
+    Forbidden,
+    #[error("database error")]
+    Db(#[from] tokio_postgres::Error),
+    #[error("template error")]
+    Template(#[from] minijinja::Error),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let (status, text) = match &self {
+            Failure::BadFilter(bad) => (StatusCode::BAD_REQUEST, bad.to_string()),
+            Failure::BadRequest => (StatusCode::BAD_REQUEST, "bad request".into()),
+            Failure::NotFound => (StatusCode::NOT_FOUND, "not found".into()),
+            Failure::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "forbidden: missing or wrong CSRF token".into(),
+            ),
+            Failure::Db(error) => {
+                tracing::error!(error = %chain(error), "A database request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error (see the server's log)".into(),
+                )
+            }
+            Failure::Template(error) => {
+                tracing::error!(%error, "A template failed to render");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error (see the server's log)".into(),
+                )
+            }
+            Failure::Internal(error) => {
+                tracing::error!(%error, "A request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error (see the server's log)".into(),
+                )
+            }
+        };
+        (
+            status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            text,
+        )
+            .into_response()
+    }
+}
+
+/// An error and its causes, `: `-separated (tokio-postgres's own message is only `db error`).
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// A request with a live session. Without one, pages redirect to `/login`, exports get 401.
+struct Authed {
+    id: String,
+    session: Session,
+}
+
+fn cookie_of(parts: &Parts, name: &str) -> Option<String> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|h| auth::cookie(h, name).map(str::to_owned))
+}
+
+impl FromRequestParts<Shared> for Authed {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Authed, Response> {
+        if let Some(id) = cookie_of(parts, SESSION_COOKIE) {
+            if let Some(session) = state.sessions.get(&id) {
+                return Ok(Authed { id, session });
+            }
+        }
+        let path = parts.uri.path();
+        if path.ends_with(".jsonl") || path.ends_with(".csv") || path.starts_with("/api/") {
+            Err((
+                StatusCode::UNAUTHORIZED,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                "login required",
+            )
+                .into_response())
+        } else {
+            Err(Redirect::to("/login").into_response())
+        }
+    }
+}
+
+fn render(state: &AppState, name: &str, ctx: minijinja::Value) -> Result<String, Failure> {
+    Ok(state.templates.get_template(name)?.render(ctx)?)
+}
+
+fn html(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+fn cookie_attrs(state: &AppState) -> &'static str {
+    if state.config.secure_cookies {
+        "; HttpOnly; SameSite=Strict; Secure"
+    } else {
+        "; HttpOnly; SameSite=Strict"
+    }
+}
+
+fn set_cookie(value: String) -> Result<HeaderValue, Failure> {
+    HeaderValue::try_from(value).map_err(|e| Failure::Internal(e.to_string()))
+}
+
+async fn login_page(State(state): State<Shared>) -> Result<Response, Failure> {
+    login_form(&state, StatusCode::OK, None)
+}
+
+fn login_form(
+    state: &AppState,
+    status: StatusCode,
+    error: Option<&str>,
+) -> Result<Response, Failure> {
+    let token = auth::random_hex::<32>().map_err(|e| Failure::Internal(e.to_string()))?;
+    let body = render(
+        state,
+        "login.html",
+        minijinja::context! { csrf => token, error => error },
+    )?;
+    let mut response = html(status, body);
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(format!(
+            "{LOGIN_CSRF_COOKIE}={token}; Path=/login; Max-Age=3600{}",
+            cookie_attrs(state)
+        ))?,
+    );
+    Ok(response)
+}
+
+type FormResult = Result<Form<HashMap<String, String>>, axum::extract::rejection::FormRejection>;
+
+fn form_field<'a>(form: &'a FormResult, name: &str) -> &'a str {
+    form.as_ref()
+        .ok()
+        .and_then(|Form(f)| f.get(name))
+        .map_or("", String::as_str)
+}
+
+async fn login(
+    State(state): State<Shared>,
+    headers: axum::http::HeaderMap,
+    form: FormResult,
+) -> Result<Response, Failure> {
+    let cookie_token = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|h| auth::cookie(h, LOGIN_CSRF_COOKIE).map(str::to_owned))
+        .unwrap_or_default();
+    let form_token = form_field(&form, "csrf");
+    if cookie_token.is_empty() || !auth::constant_time_eq(&cookie_token, form_token) {
+        tracing::info!("Refused a login without a valid CSRF token");
+        return Err(Failure::Forbidden);
+    }
+    let name = form_field(&form, "username").to_owned();
+    let password = form_field(&form, "password").to_owned();
+    let users = state.config.users.clone();
+    let user_for_log = name.clone();
+    let checked = tokio::task::spawn_blocking(move || auth::check_login(&users, &name, &password))
+        .await
+        .map_err(|e| Failure::Internal(e.to_string()))?;
+    let Some((user, role)) = checked else {
+        tracing::info!(user = %user_for_log.escape_debug(), "Refused a login");
+        return login_form(
+            &state,
+            StatusCode::UNAUTHORIZED,
+            Some("Wrong user name or password."),
+        );
+    };
+    let id = state
+        .sessions
+        .create(user.clone(), role)
+        .map_err(|e| Failure::Internal(e.to_string()))?;
+    tracing::info!(user = %user, ?role, "Logged in");
+    let mut response = Redirect::to("/events").into_response();
+    let attrs = cookie_attrs(&state);
+    let max_age = state.config.session_ttl_secs;
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(format!(
+            "{SESSION_COOKIE}={id}; Path=/; Max-Age={max_age}{attrs}"
+        ))?,
+    );
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(format!(
+            "{LOGIN_CSRF_COOKIE}=; Path=/login; Max-Age=0{attrs}"
+        ))?,
+    );
+    Ok(response)
+}
+
+async fn logout(
+    State(state): State<Shared>,
+    authed: Authed,
+    form: FormResult,
+) -> Result<Response, Failure> {
+    if !auth::constant_time_eq(&authed.session.csrf, form_field(&form, "csrf")) {
+        return Err(Failure::Forbidden);
+    }
+    state.sessions.remove(&authed.id);
+    tracing::info!(user = %authed.session.user, "Logged out");
+    let mut response = Redirect::to("/login").into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(format!(
+            "{SESSION_COOKIE}=; Path=/; Max-Age=0{}",
+            cookie_attrs(&state)
+        ))?,
+    );
+    Ok(response)
+}
+
+/// One row of an event list.
+#[derive(Debug, Serialize)]
+struct EventRow {
+    id: i64,
+    logtime: String,
+    received_at: String,
+    hostname: Option<String>,
+    program: Option<String>,
+    pid: Option<String>,
+    facility: i16,
+    severity: i16,
+    severity_name: &'static str,
+    message: Option<String>,
+    tags: Vec<String>,
+    #[serde(skip)]
+    cursor: String,
+}
+
+impl EventRow {
+    fn from_row(row: &tokio_postgres::Row) -> Result<EventRow, tokio_postgres::Error> {
+        let logtime: Timestamp = row.try_get("logtime")?;
+        let received_at: Timestamp = row.try_get("received_at")?;
+        let id: i64 = row.try_get("id")?;
+        let severity: i16 = row.try_get("severity")?;
+        Ok(EventRow {
+            id,
+            logtime: logtime.to_string(),
+            received_at: received_at.to_string(),
+            hostname: row.try_get("hostname")?,
+            program: row.try_get("program")?,
+            pid: row.try_get("pid")?,
+            facility: row.try_get("facility")?,
+            severity,
+            severity_name: severity_name(severity),
+            message: row.try_get("message")?,
+            tags: row.try_get("tags")?,
+            cursor: encode_cursor(logtime, id),
+        })
+    }
+}
+
+fn parse_filters(
+    raw: Result<Query<RawFilters>, axum::extract::rejection::QueryRejection>,
+) -> (RawFilters, Result<Filters, Failure>) {
+    match raw {
+        Ok(Query(raw)) => {
+            let filters = Filters::try_from(&raw).map_err(Failure::from);
+            (raw, filters)
+        }
+        Err(_) => (RawFilters::default(), Err(Failure::BadRequest)),
+    }
+}
+
+/// Up to `limit` events matching `filters`, and whether more exist.
+async fn fetch(
+    state: &AppState,
+    filters: &Filters,
+    limit: u32,
+) -> Result<(Vec<EventRow>, bool), Failure> {
+    let statement = filters.select(i64::from(limit) + 1);
+    let client = state.client().await?;
+    let rows = client
+        .query(statement.sql.as_str(), &statement.param_refs())
+        .await?;
+    let more = rows.len() > limit as usize;
+    let events = rows
+        .iter()
+        .take(limit as usize)
+        .map(EventRow::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((events, more))
+}
+
+fn page_context(authed: &Authed) -> (String, String, String) {
+    let role = match authed.session.role {
+        crate::Role::Admin => "admin",
+        crate::Role::Reader => "reader",
+    };
+    (
+        authed.session.user.clone(),
+        role.to_owned(),
+        authed.session.csrf.clone(),
+    )
+}
+
+async fn events(
+    State(state): State<Shared>,
+    authed: Authed,
+    raw: Result<Query<RawFilters>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Failure> {
+    let (user, role, csrf) = page_context(&authed);
+    let (raw, filters) = parse_filters(raw);
+    let (events, next_qs, error, status) = match filters {
+        Ok(filters) => {
+            let (mut events, more) = fetch(&state, &filters, state.config.page_size).await?;
+            for e in &mut events {
+                for text in [&mut e.message, &mut e.hostname, &mut e.program, &mut e.pid] {
+                    *text = text.as_deref().map(escape_controls);
+                }
+                e.tags = e.tags.iter().map(|t| escape_controls(t)).collect();
+            }
+            let next = more
+                .then(|| events.last().map(|e| raw.query_string(Some(&e.cursor))))
+                .flatten();
+            (events, next, None, StatusCode::OK)
+        }
+        Err(Failure::BadFilter(bad)) => (
+            Vec::new(),
+            None,
+            Some(bad.to_string()),
+            StatusCode::BAD_REQUEST,
+        ),
+        Err(_) => (
+            Vec::new(),
+            None,
+            Some("invalid query string".to_owned()),
+            StatusCode::BAD_REQUEST,
+        ),
+    };
+    let body = render(
+        &state,
+        "events.html",
+        minijinja::context! {
+            user, role, csrf, events, error,
+            f => raw,
+            filters_qs => raw.query_string(None),
+            next_qs,
+        },
+    )?;
+    Ok(html(status, body))
+}
+
+async fn export_rows(
+    state: &AppState,
+    raw: Result<Query<RawFilters>, axum::extract::rejection::QueryRejection>,
+) -> Result<(Vec<EventRow>, bool), Failure> {
+    let (_, filters) = parse_filters(raw);
+    fetch(state, &filters?, state.config.export_max_rows).await
+}
+
+fn export_response(
+    content_type: &'static str,
+    filename: &'static str,
+    truncated: bool,
+    body: String,
+) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (
+                header::CONTENT_DISPOSITION,
+                if filename.ends_with(".csv") {
+                    "attachment; filename=\"events.csv\""
+                } else {
+                    "attachment; filename=\"events.jsonl\""
+                },
+            ),
+            (
+                header::HeaderName::from_static("x-loggr-truncated"),
+                if truncated { "true" } else { "false" },
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn export_jsonl(
+    State(state): State<Shared>,
+    _authed: Authed,
+    raw: Result<Query<RawFilters>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Failure> {
+    let (events, truncated) = export_rows(&state, raw).await?;
+    let mut body = String::new();
+    for e in &events {
+        body.push_str(&serde_json::to_string(e).map_err(|e| Failure::Internal(e.to_string()))?);
+        body.push('\n');
+    }
+    Ok(export_response(
+        "application/x-ndjson; charset=utf-8",
+        "events.jsonl",
+        truncated,
+        body,
+    ))
+}
+
+async fn export_csv(
+    State(state): State<Shared>,
+    _authed: Authed,
+    raw: Result<Query<RawFilters>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Failure> {
+    let (events, truncated) = export_rows(&state, raw).await?;
+    let mut body = csv_record(&[
+        "id",
+        "logtime",
+        "received_at",
+        "hostname",
+        "program",
+        "pid",
+        "facility",
+        "severity",
+        "message",
+        "tags",
+    ]);
+    for e in &events {
+        body.push_str(&csv_record(&[
+            e.id.to_string(),
+            e.logtime.clone(),
+            e.received_at.clone(),
+            e.hostname.clone().unwrap_or_default(),
+            e.program.clone().unwrap_or_default(),
+            e.pid.clone().unwrap_or_default(),
+            e.facility.to_string(),
+            e.severity.to_string(),
+            e.message.clone().unwrap_or_default(),
+            e.tags.join(" "),
+        ]));
+    }
+    Ok(export_response(
+        "text/csv; charset=utf-8",
+        "events.csv",
+        truncated,
+        body,
+    ))
+}
+
+/// Control characters other than newline and tab as `\u{…}` escapes.
+fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+async fn event(
+    State(state): State<Shared>,
+    authed: Authed,
+    Path(id): Path<String>,
+) -> Result<Response, Failure> {
+    let (user, role, csrf) = page_context(&authed);
+    let id: i64 = id.parse().map_err(|_| Failure::BadRequest)?;
+    let client = state.client().await?;
+    let Some(row) = client
+        .query_opt(
+            "SELECT id, digest, logtime, logdate::text AS logdate, received_at, reported, \
+             facility, severity, hostname, program, pid, msgid, userid, message, \
+             structured_data, raw FROM event WHERE id = $1",
+            &[&id],
+        )
+        .await?
+    else {
+        return Err(Failure::NotFound);
+    };
+    let tags: Vec<String> = client
+        .query(
+            "SELECT name FROM tag WHERE event = $1 ORDER BY name",
+            &[&id],
+        )
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?;
+    let extra: Vec<(String, String)> = client
+        .query(
+            "SELECT name, val FROM extra_info WHERE event = $1 ORDER BY name, val",
+            &[&id],
+        )
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<_, tokio_postgres::Error>>()?;
+    let digest: Vec<u8> = row.try_get("digest")?;
+    let logtime: Timestamp = row.try_get("logtime")?;
+    let received_at: Timestamp = row.try_get("received_at")?;
+    let severity: i16 = row.try_get("severity")?;
+    let facility: i16 = row.try_get("facility")?;
+    let reported: bool = row.try_get("reported")?;
+    let opt = |name: &str| -> Result<String, Failure> {
+        Ok(row.try_get::<_, Option<String>>(name)?.unwrap_or_default())
+    };
+    let fields: Vec<(&str, String)> = vec![
+        ("id", id.to_string()),
+        (
+            "digest",
+            digest.iter().map(|b| format!("{b:02x}")).collect(),
+        ),
+        ("logtime", logtime.to_string()),
+        ("logdate", opt("logdate")?),
+        ("received_at", received_at.to_string()),
+        ("reported", reported.to_string()),
+        ("facility", facility.to_string()),
+        (
+            "severity",
+            format!("{severity} ({})", severity_name(severity)),
+        ),
+        ("hostname", opt("hostname")?),
+        ("program", opt("program")?),
+        ("pid", opt("pid")?),
+        ("msgid", opt("msgid")?),
+        ("userid", opt("userid")?),
+    ];
+    let structured: Option<serde_json::Value> = row.try_get("structured_data")?;
+    let structured = structured
+        .map(|v| serde_json::to_string_pretty(&v))
+        .transpose()
+        .map_err(|e| Failure::Internal(e.to_string()))?;
+    let raw: Option<Vec<u8>> = row.try_get("raw")?;
+    let raw = raw.map(|r| escape_controls(&String::from_utf8_lossy(&r)));
+    let message = escape_controls(&opt("message")?);
+    let body = render(
+        &state,
+        "event.html",
+        minijinja::context! {
+            user, role, csrf, fields, tags, extra, structured, raw,
+            e => minijinja::context! { id, message },
+        },
+    )?;
+    Ok(html(StatusCode::OK, body))
+}
+
+/// The window of the status page's ingest figures.
+const WINDOW_MINUTES: i64 = 5;
+
+async fn status(State(state): State<Shared>, authed: Authed) -> Result<Response, Failure> {
+    let (user, role, csrf) = page_context(&authed);
+    let started = Instant::now();
+    let figures = async {
+        let client = state.client().await?;
+        client.query_one("SELECT 1", &[]).await?;
+        let db_ms = started.elapsed().as_millis();
+        let estimate: i64 = client
+            .query_opt(
+                "SELECT GREATEST(reltuples, 0)::bigint FROM pg_class \
+                 WHERE oid = to_regclass('event')",
+                &[],
+            )
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?
+            .unwrap_or(0);
+        let row = client
+            .query_one(
+                "SELECT count(*) FILTER (WHERE logtime > now() - make_interval(mins => $1::int)), \
+                 max(logtime) FROM event WHERE logtime > now() - make_interval(mins => $1::int) \
+                 OR logtime = (SELECT max(logtime) FROM event)",
+                &[&(WINDOW_MINUTES as i32)],
+            )
+            .await?;
+        let recent: i64 = row.try_get(0)?;
+        let newest: Option<Timestamp> = row.try_get(1)?;
+        Ok::<_, tokio_postgres::Error>((db_ms, estimate, recent, newest))
+    }
+    .await;
+    let ctx = match figures {
+        Ok((db_ms, event_estimate, recent, newest)) => minijinja::context! {
+            user, role, csrf, db_ok => true, db_ms => db_ms as u64, event_estimate, recent,
+            window_minutes => WINDOW_MINUTES,
+            rate => format!("{:.2}", recent as f64 / (WINDOW_MINUTES as f64 * 60.0)),
+            newest => newest.map(|t| t.to_string()),
+        },
+        Err(error) => {
+            tracing::warn!(error = %chain(&error), "The status page cannot reach PostgreSQL");
+            minijinja::context! { user, role, csrf, db_ok => false }
+        }
+    };
+    Ok(html(StatusCode::OK, render(&state, "status.html", ctx)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_control_characters() {
+        assert_eq!(escape_controls("a\u{1b}[31mb\n"), "a\\u{1b}[31mb\n");
+    }
+}

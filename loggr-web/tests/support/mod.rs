@@ -1,0 +1,395 @@
+//! Shared test helpers: a database of the test's own on the machine's PostgreSQL (start it
+//! with `bash scripts/services.sh`), the frontend served on a real port, and a small
+//! HTTP/1.1 client with a cookie jar.
+
+#![allow(clippy::unwrap_used, dead_code, unreachable_pub)] // test helpers fail loudly by design
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use argon2::password_hash::{PasswordHasher, SaltString};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_postgres::types::ToSql;
+
+pub const ALICE_PASSWORD: &str = "correct horse battery staple";
+pub const BOB_PASSWORD: &str = "hunter2 but longer";
+
+fn admin(sql: &str) {
+    let output = Command::new("psql")
+        .args([
+            "-X",
+            "-q",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "root",
+            "-d",
+            "postgres",
+            "-c",
+            sql,
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("psql is missing ({e}): run `bash scripts/services.sh`"));
+    assert!(
+        output.status.success(),
+        "{sql}: {} (is PostgreSQL running? run `bash scripts/services.sh`)",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A database of the test's own, with loggr's schema, dropped at the end.
+pub struct TestDb {
+    pub name: String,
+    pub client: tokio_postgres::Client,
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+impl TestDb {
+    pub async fn new(tag: &str) -> TestDb {
+        let name = format!(
+            "loggr_web_{tag}_{}_{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        admin(&format!("DROP DATABASE IF EXISTS {name}"));
+        admin(&format!("CREATE DATABASE {name}"));
+        let (client, connection) = tokio_postgres::connect(
+            &format!("postgresql://root@127.0.0.1:5432/{name}"),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .unwrap_or_else(|e| {
+            panic!("cannot connect to PostgreSQL ({e}): run `bash scripts/services.sh`")
+        });
+        tokio::spawn(connection);
+        loggr_sinks::postgres::migrate(&client).await.unwrap();
+        TestDb { name, client }
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgresql://root@127.0.0.1:5432/{}", self.name)
+    }
+
+    /// Inserts an event; returns its id.
+    pub async fn insert(&self, event: &NewEvent<'_>) -> i64 {
+        let params: [&(dyn ToSql + Sync); 9] = [
+            &event.logtime,
+            &event.severity,
+            &event.host,
+            &event.program,
+            &event.message,
+            &event.raw,
+            &event.structured,
+            &event.seq,
+            &event.userid,
+        ];
+        let row = self
+            .client
+            .query_one(
+                "INSERT INTO event (digest, logtime, received_at, facility, severity, hostname, \
+                 program, message, raw, structured_data, userid) \
+                 VALUES (sha256($8::text::bytea), $1, $1, 1, $2, $3, $4, $5, $6, $7, $9) \
+                 RETURNING id",
+                &params,
+            )
+            .await
+            .unwrap();
+        let id: i64 = row.get(0);
+        for tag in event.tags {
+            self.client
+                .execute("INSERT INTO tag (event, name) VALUES ($1, $2)", &[&id, tag])
+                .await
+                .unwrap();
+        }
+        for (name, val) in event.extra {
+            self.client
+                .execute(
+                    "INSERT INTO extra_info (event, name, val) VALUES ($1, $2, $3)",
+                    &[&id, name, val],
+                )
+                .await
+                .unwrap();
+        }
+        id
+    }
+
+    pub async fn count(&self) -> i64 {
+        self.client
+            .query_one("SELECT count(*) FROM event", &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        admin(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
+    }
+}
+
+/// An event to insert.
+pub struct NewEvent<'a> {
+    pub seq: String,
+    pub logtime: jiff::Timestamp,
+    pub severity: i16,
+    pub host: &'a str,
+    pub program: &'a str,
+    pub message: &'a str,
+    pub raw: Option<Vec<u8>>,
+    pub structured: Option<serde_json::Value>,
+    pub userid: Option<&'a str>,
+    pub tags: &'a [&'a str],
+    pub extra: &'a [(&'a str, &'a str)],
+}
+
+impl<'a> NewEvent<'a> {
+    pub fn new(seq: u32, logtime: &str, message: &'a str) -> NewEvent<'a> {
+        NewEvent {
+            seq: seq.to_string(),
+            logtime: logtime.parse().unwrap(),
+            severity: 6,
+            host: "web1",
+            program: "sshd",
+            message,
+            raw: None,
+            structured: None,
+            userid: None,
+            tags: &[],
+            extra: &[],
+        }
+    }
+}
+
+/// A cheap argon2id hash (tests only: 64 KiB, one pass).
+fn cheap_hash(password: &str) -> String {
+    let params = argon2::Params::new(64, 1, 1, None).unwrap();
+    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let salt = SaltString::encode_b64(b"loggr-web-tests!").unwrap();
+    argon
+        .hash_password(password.as_bytes(), &salt)
+        .unwrap()
+        .to_string()
+}
+
+/// Serves the frontend over `db` on 127.0.0.1:0; users alice (admin) and bob (reader).
+pub async fn serve(db_url: &str, page_size: u32, export_max_rows: u32) -> SocketAddr {
+    let toml = format!(
+        r#"
+        database_url = "{db_url}"
+        secure_cookies = false
+        page_size = {page_size}
+        export_max_rows = {export_max_rows}
+        [[users]]
+        name = "alice"
+        password_hash = "{}"
+        role = "admin"
+        [[users]]
+        name = "bob"
+        password_hash = "{}"
+        role = "reader"
+        "#,
+        cheap_hash(ALICE_PASSWORD),
+        cheap_hash(BOB_PASSWORD)
+    );
+    let config = loggr_web::WebConfig::from_toml_str(&toml).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = loggr_web::router(loggr_web::AppState::new(config).unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn set_cookies(&self) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// The value of the hidden `csrf` field of the page.
+    pub fn csrf_field(&self) -> String {
+        let marker = "name=\"csrf\" value=\"";
+        let at = self.body.find(marker).expect("no csrf field") + marker.len();
+        let end = self.body[at..].find('"').unwrap();
+        self.body[at..at + end].to_owned()
+    }
+}
+
+/// A client with a cookie jar, one connection per request.
+pub struct Client {
+    pub addr: SocketAddr,
+    pub cookies: HashMap<String, String>,
+}
+
+/// Percent-encodes a form or query value.
+pub fn enc(value: &str) -> String {
+    let mut out = String::new();
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl Client {
+    pub fn new(addr: SocketAddr) -> Client {
+        Client {
+            addr,
+            cookies: HashMap::new(),
+        }
+    }
+
+    pub async fn request(&mut self, method: &str, target: &str, body: Option<&str>) -> Response {
+        let mut stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let mut head = format!(
+            "{method} {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+            self.addr
+        );
+        if !self.cookies.is_empty() {
+            let jar: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            head.push_str(&format!("Cookie: {}\r\n", jar.join("; ")));
+        }
+        if let Some(body) = body {
+            head.push_str(&format!(
+                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+                body.len()
+            ));
+        }
+        head.push_str("\r\n");
+        head.push_str(body.unwrap_or(""));
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut bytes = Vec::new();
+        stream.read_to_end(&mut bytes).await.unwrap();
+        let text = String::from_utf8(bytes).expect("answer is not UTF-8");
+        let (head, body) = text.split_once("\r\n\r\n").expect("no header end");
+        let mut lines = head.split("\r\n");
+        let status: u16 = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let headers: Vec<(String, String)> = lines
+            .map(|l| {
+                let (k, v) = l.split_once(':').unwrap();
+                (k.trim().to_owned(), v.trim().to_owned())
+            })
+            .collect();
+        let mut response = Response {
+            status,
+            headers,
+            body: body.to_owned(),
+        };
+        if response
+            .header("transfer-encoding")
+            .is_some_and(|v| v.contains("chunked"))
+        {
+            response.body = dechunk(&response.body);
+        }
+        for cookie in response.set_cookies() {
+            let pair = cookie.split(';').next().unwrap();
+            let (k, v) = pair.split_once('=').unwrap();
+            if v.is_empty() || cookie.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_owned(), v.to_owned());
+            }
+        }
+        response
+    }
+
+    pub async fn get(&mut self, target: &str) -> Response {
+        self.request("GET", target, None).await
+    }
+
+    pub async fn post(&mut self, target: &str, body: &str) -> Response {
+        self.request("POST", target, Some(body)).await
+    }
+
+    /// Logs in; returns the login POST's answer.
+    pub async fn login(&mut self, user: &str, password: &str) -> Response {
+        let page = self.get("/login").await;
+        assert_eq!(page.status, 200);
+        let csrf = page.csrf_field();
+        self.post(
+            "/login",
+            &format!(
+                "csrf={csrf}&username={}&password={}",
+                enc(user),
+                enc(password)
+            ),
+        )
+        .await
+    }
+
+    /// A logged-in client (alice).
+    pub async fn logged_in(addr: SocketAddr) -> Client {
+        let mut client = Client::new(addr);
+        let answer = client.login("alice", ALICE_PASSWORD).await;
+        assert_eq!(answer.status, 303, "{answer:?}");
+        client
+    }
+}
+
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    loop {
+        let (size, after) = rest.split_once("\r\n").unwrap();
+        let size = usize::from_str_radix(size.trim(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.push_str(&after[..size]);
+        rest = &after[size + 2..];
+    }
+}
+
+/// The event ids linked from a query page, in page order.
+pub fn listed_ids(body: &str) -> Vec<i64> {
+    body.split("href=\"/events/")
+        .skip(1)
+        .map(|s| s[..s.find('"').unwrap()].parse().unwrap())
+        .collect()
+}
+
+/// The target of the page's `next` link, HTML-unescaped.
+pub fn next_link(body: &str) -> Option<String> {
+    let marker = "rel=\"next\" href=\"";
+    let at = body.find(marker)? + marker.len();
+    let end = body[at..].find('"').unwrap();
+    Some(body[at..at + end].replace("&amp;", "&"))
+}
