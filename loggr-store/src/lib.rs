@@ -1,0 +1,130 @@
+//! loggr's event store: one [`Store`] trait for everything that writes or reads stored
+//! events — the sinks, the web frontend, the reporter and the importer — over one logical
+//! schema (BuzzSaw's `event`, `tag` and `extra_info`, pyloggr's syslog header fields and
+//! structured data, the file registry and the report run log).
+//!
+//! Backends:
+//!
+//! - [`SqliteStore`] (feature `sqlite`): the embedded store of the all-in-one `loggr` daemon.
+//!   One file, WAL mode, nothing to install or run (SQLite is compiled in).
+//! - PostgreSQL, for the distributed setup, with `loggr-sinks`' `postgres` sink writing.
+//!
+//! Durability is the contract: [`Store::insert`] returns only after the batch's transaction
+//! committed, so a source may acknowledge the events upstream once it returns; the content id
+//! (a unique `digest`) makes a repeated batch store nothing twice.
+//!
+//! ```no_run
+//! # #[cfg(feature = "sqlite")]
+//! # async fn run() -> Result<(), loggr_store::StoreError> {
+//! use loggr_store::{EventFilter, SqliteConfig, SqliteStore, Store};
+//!
+//! let store = SqliteStore::open(SqliteConfig::new("loggr-data/loggr.db"))?;
+//! let event = loggr_core::Event::new("hello");
+//! store.insert(&[event]).await?;
+//! for event in store.events(&EventFilter::default(), 50).await? {
+//!     println!("{} {:?}", event.logtime, event.message);
+//! }
+//! # Ok(()) }
+//! ```
+
+pub mod model;
+pub mod row;
+#[cfg(feature = "sqlite")]
+pub mod sink;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use loggr_core::Event;
+
+pub use model::{EventDetail, EventFilter, EventSummary, InsertStats, StoreStatus};
+#[cfg(feature = "sqlite")]
+pub use sink::{SqliteSinkConfig, StoreSink};
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SqliteConfig, SqliteStore, Synchronous};
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database refused or failed a statement.
+    #[cfg(feature = "sqlite")]
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The store's file or directory cannot be used.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database holds a schema this code does not know (written by a newer loggr).
+    #[error("the store's schema version {found} is newer than this loggr's {supported}")]
+    SchemaTooNew {
+        /// The version found.
+        found: u32,
+        /// The newest version this code knows.
+        supported: u32,
+    },
+    /// A stored value loggr did not write.
+    #[error("stored {what} cannot be read back: {message}")]
+    Decode {
+        /// The column or value.
+        what: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// A blocking task of the store panicked or was cancelled (a bug, or shutdown).
+    #[error("store task failed: {0}")]
+    Task(String),
+}
+
+/// The operations loggr runs against stored events, whatever the backend.
+///
+/// Implementations are shared (`Arc<dyn Store>`) between the sink that writes and the
+/// frontends that read: every method takes `&self`.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// The backend's name (`sqlite`, `postgres`), for logs and the status page.
+    fn backend(&self) -> &'static str;
+
+    /// Stores a batch in one transaction and returns once it committed. An event whose
+    /// content id is already stored is skipped (counted in
+    /// [`InsertStats::duplicates`]): redelivery never creates a second row.
+    ///
+    /// # Errors
+    ///
+    /// Nothing of the batch is stored when it fails (the transaction rolled back).
+    async fn insert(&self, events: &[Event]) -> Result<InsertStats, StoreError>;
+
+    /// Up to `limit` events matching `filter`, newest first (`logtime`, then `id`,
+    /// descending): the web frontend's list, keyset-paged through [`EventFilter::cursor`].
+    ///
+    /// # Errors
+    ///
+    /// The query failed.
+    async fn events(
+        &self,
+        filter: &EventFilter,
+        limit: u32,
+    ) -> Result<Vec<EventSummary>, StoreError>;
+
+    /// One event with everything stored about it, `None` when there is no such id.
+    ///
+    /// # Errors
+    ///
+    /// The query failed.
+    async fn event(&self, id: i64) -> Result<Option<EventDetail>, StoreError>;
+
+    /// How many events are stored, how many arrived in the last `window` of `logtime`, and
+    /// the newest `logtime`.
+    ///
+    /// # Errors
+    ///
+    /// The store is unreachable.
+    async fn status(&self, window: Duration) -> Result<StoreStatus, StoreError>;
+}

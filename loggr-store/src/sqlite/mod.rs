@@ -1,0 +1,526 @@
+//! [`SqliteStore`]: the embedded store — one SQLite file in WAL mode, the logical schema of
+//! `schema.sql`, one writing connection and a few reading ones (WAL lets them read while a
+//! batch commits).
+//!
+//! Durability: with [`Synchronous::Full`] (the default) a committed batch survives a power
+//! loss; with [`Synchronous::Normal`] it survives a crash or `kill -9` of loggr, and a power
+//! loss may undo the last commits. [`Store::insert`] returns after the commit either way.
+//!
+//! SQLite calls block: on a multi-threaded Tokio runtime they run in
+//! [`tokio::task::block_in_place`], so the other tasks of the worker move elsewhere while a
+//! batch commits.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use loggr_core::Event;
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use serde::Deserialize;
+
+use crate::model::{EventDetail, EventFilter, EventSummary, InsertStats, StoreStatus};
+use crate::row::{extra_rows, is_detailed, store_text, structured_data_json, tag_names, userid};
+use crate::{Store, StoreError};
+
+/// The schema this code writes (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: u32 = 1;
+
+const SCHEMA: &str = include_str!("schema.sql");
+
+const INSERT_EVENT: &str = "INSERT INTO event (digest, logtime, received_at, reported, \
+     facility, severity, hostname, program, pid, msgid, userid, message, structured_data, raw) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+     ON CONFLICT (digest) DO NOTHING";
+const INSERT_TAG: &str = "INSERT INTO tag (event, name) VALUES (?1, ?2) ON CONFLICT DO NOTHING";
+const INSERT_EXTRA: &str = "INSERT INTO extra_info (event, name, val) VALUES (?1, ?2, ?3)";
+const SELECT_TAGS: &str = "SELECT name FROM tag WHERE event = ?1 ORDER BY name";
+const LIST_COLUMNS: &str = "e.id, e.logtime, e.received_at, e.hostname, e.program, e.pid, \
+     e.facility, e.severity, e.message";
+
+/// How hard SQLite works to keep a commit on disk (`PRAGMA synchronous`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// Every commit reaches the disk before it returns: survives a power loss.
+    #[default]
+    Full,
+    /// The WAL is synced at checkpoints only: survives a crash of loggr, not of the machine.
+    Normal,
+}
+
+impl Synchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        }
+    }
+}
+
+/// Where and how to open the store.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqliteConfig {
+    /// The database file (its directory is created; `-wal` and `-shm` files sit beside it).
+    pub path: PathBuf,
+    /// Commit durability.
+    #[serde(default)]
+    pub synchronous: Synchronous,
+    /// Reading connections (queries run in parallel up to this many).
+    #[serde(default = "default_readers")]
+    pub readers: usize,
+    /// How long a statement waits for a lock another process holds, in milliseconds.
+    #[serde(default = "default_busy_timeout_ms")]
+    pub busy_timeout_ms: u64,
+}
+
+fn default_readers() -> usize {
+    4
+}
+
+fn default_busy_timeout_ms() -> u64 {
+    5_000
+}
+
+impl SqliteConfig {
+    /// The defaults for a database file: full durability, 4 readers, 5 s busy timeout.
+    pub fn new(path: impl Into<PathBuf>) -> SqliteConfig {
+        SqliteConfig {
+            path: path.into(),
+            synchronous: Synchronous::default(),
+            readers: default_readers(),
+            busy_timeout_ms: default_busy_timeout_ms(),
+        }
+    }
+}
+
+/// The embedded store (see the [module docs](self)).
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .field("readers", &self.readers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> StoreError {
+    StoreError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Runs blocking SQLite work without stalling the other tasks of a multi-threaded runtime.
+fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
+/// A lock that a panic elsewhere did not make unusable: SQLite's state is the database's,
+/// and a transaction left open by the panic was rolled back when it was dropped.
+fn lock(mutex: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn micros(t: Timestamp) -> i64 {
+    t.as_microsecond()
+}
+
+fn timestamp(what: &'static str, micros: i64) -> Result<Timestamp, StoreError> {
+    Timestamp::from_microsecond(micros).map_err(|e| StoreError::Decode {
+        what,
+        message: e.to_string(),
+    })
+}
+
+impl SqliteStore {
+    /// Opens (creating it when needed) the store, switches it to WAL mode and brings its
+    /// schema up to date.
+    ///
+    /// # Errors
+    ///
+    /// The directory or file cannot be created or opened, the file is not an SQLite
+    /// database, or its schema is newer than this code's.
+    pub fn open(config: SqliteConfig) -> Result<SqliteStore, StoreError> {
+        if let Some(dir) = config.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+        }
+        let busy = Duration::from_millis(config.busy_timeout_ms);
+        let mut writer = Connection::open(&config.path)?;
+        writer.busy_timeout(busy)?;
+        let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(path = %config.path.display(), %mode, "SQLite refused WAL mode");
+        }
+        writer.execute_batch(&format!(
+            "PRAGMA synchronous = {}; PRAGMA foreign_keys = OFF;",
+            config.synchronous.pragma()
+        ))?;
+        migrate(&mut writer)?;
+        let mut readers = Vec::with_capacity(config.readers.max(1));
+        for _ in 0..config.readers.max(1) {
+            let reader = Connection::open_with_flags(
+                &config.path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            reader.busy_timeout(busy)?;
+            readers.push(Mutex::new(reader));
+        }
+        tracing::info!(path = %config.path.display(), synchronous = ?config.synchronous, "SQLite store open");
+        Ok(SqliteStore {
+            path: config.path,
+            writer: Mutex::new(writer),
+            readers,
+            next_reader: AtomicUsize::new(0),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A reading connection: a free one if any, else the next in turn.
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        for reader in &self.readers {
+            if let Ok(guard) = reader.try_lock() {
+                return guard;
+            }
+        }
+        let next = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        lock(&self.readers[next])
+    }
+
+    /// Runs `work` on the writing connection (for the tables the trait does not cover:
+    /// the importer's file registry, the reporter's run log, maintenance).
+    ///
+    /// # Errors
+    ///
+    /// What `work` returns.
+    pub fn with_writer<T>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        blocking(|| work(&mut lock(&self.writer)))
+    }
+
+    /// Runs `work` on a reading connection.
+    ///
+    /// # Errors
+    ///
+    /// What `work` returns.
+    pub fn with_reader<T>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        blocking(|| work(&self.reader()))
+    }
+}
+
+/// Applies `schema.sql` to a database older than [`SCHEMA_VERSION`], in one transaction.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let found: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if found < SCHEMA_VERSION {
+        tx.execute_batch(SCHEMA)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+        tracing::info!(from = found, to = SCHEMA_VERSION, "SQLite schema migrated");
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Stored text of an optional header field.
+fn text(value: &Option<loggr_core::Text>) -> Option<std::borrow::Cow<'_, str>> {
+    value.as_deref().map(store_text)
+}
+
+fn insert_batch(conn: &mut Connection, events: &[Event]) -> Result<InsertStats, StoreError> {
+    let mut stats = InsertStats::default();
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    {
+        let mut insert = tx.prepare_cached(INSERT_EVENT)?;
+        let mut insert_tag = tx.prepare_cached(INSERT_TAG)?;
+        let mut insert_extra = tx.prepare_cached(INSERT_EXTRA)?;
+        for event in events {
+            let digest = event.content_id();
+            let hostname = text(&event.hostname);
+            let program = text(&event.app_name);
+            let pid = text(&event.procid);
+            let msgid = text(&event.msgid);
+            let message = text(&event.message);
+            let userid = userid(event);
+            let structured = structured_data_json(&event.structured_data)
+                .map(|json| String::from_utf8_lossy(&json).into_owned());
+            let changed = insert.execute(params![
+                &digest.0[..],
+                micros(event.timestamp.unwrap_or(event.received_at)),
+                micros(event.received_at),
+                event.timestamp.is_some(),
+                event.facility.code(),
+                event.severity.code(),
+                hostname.as_deref(),
+                program.as_deref(),
+                pid.as_deref(),
+                msgid.as_deref(),
+                userid.as_deref(),
+                message.as_deref(),
+                structured,
+                event.raw.as_deref(),
+            ])?;
+            if changed == 0 {
+                stats.duplicates += 1;
+                continue;
+            }
+            stats.inserted += 1;
+            if is_detailed(event) {
+                let id = tx.last_insert_rowid();
+                for name in tag_names(event) {
+                    insert_tag.execute(params![id, name.as_ref()])?;
+                }
+                for (name, value) in extra_rows(event) {
+                    insert_extra.execute(params![id, name.as_ref(), value.as_ref()])?;
+                }
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(stats)
+}
+
+/// The `LIKE` pattern matching `text` literally anywhere (escape character `\`).
+fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// The statement and parameters listing `limit` events matching `filter`, newest first.
+fn list_statement(filter: &EventFilter, limit: u32) -> (String, Vec<SqlValue>) {
+    let mut clauses: Vec<String> = Vec::new();
+    let mut values: Vec<SqlValue> = Vec::new();
+    let mut push = |clause: &str, value: SqlValue| {
+        values.push(value);
+        clauses.push(clause.replace("?#", &format!("?{}", values.len())));
+    };
+    if let Some(t) = filter.from {
+        push("e.logtime >= ?#", SqlValue::Integer(micros(t)));
+    }
+    if let Some(t) = filter.to {
+        push("e.logtime < ?#", SqlValue::Integer(micros(t)));
+    }
+    if let Some(host) = &filter.host {
+        push("e.hostname = ?#", SqlValue::Text(host.clone()));
+    }
+    if let Some(program) = &filter.program {
+        push("e.program = ?#", SqlValue::Text(program.clone()));
+    }
+    if let Some(severity) = filter.severity {
+        push("e.severity <= ?#", SqlValue::Integer(i64::from(severity)));
+    }
+    if let Some(tag) = &filter.tag {
+        push(
+            "EXISTS (SELECT 1 FROM tag t WHERE t.event = e.id AND t.name = ?#)",
+            SqlValue::Text(tag.clone()),
+        );
+    }
+    if let Some(text) = &filter.text {
+        push(
+            "e.message LIKE ?# ESCAPE '\\'",
+            SqlValue::Text(contains_pattern(text)),
+        );
+    }
+    if let Some((t, id)) = filter.cursor {
+        values.push(SqlValue::Integer(micros(t)));
+        values.push(SqlValue::Integer(id));
+        clauses.push(format!(
+            "(e.logtime, e.id) < (?{}, ?{})",
+            values.len() - 1,
+            values.len()
+        ));
+    }
+    values.push(SqlValue::Integer(i64::from(limit)));
+    let where_ = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT {LIST_COLUMNS} FROM event e {where_} ORDER BY e.logtime DESC, e.id DESC LIMIT ?{}",
+        values.len()
+    );
+    (sql, values)
+}
+
+fn summary(conn: &Connection, row: &rusqlite::Row<'_>) -> Result<EventSummary, StoreError> {
+    let id: i64 = row.get("id")?;
+    let tags = conn
+        .prepare_cached(SELECT_TAGS)?
+        .query_map([id], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(EventSummary {
+        id,
+        logtime: timestamp("logtime", row.get("logtime")?)?,
+        received_at: timestamp("received_at", row.get("received_at")?)?,
+        hostname: row.get("hostname")?,
+        program: row.get("program")?,
+        pid: row.get("pid")?,
+        facility: row.get("facility")?,
+        severity: row.get("severity")?,
+        message: row.get("message")?,
+        tags,
+    })
+}
+
+fn list(
+    conn: &Connection,
+    filter: &EventFilter,
+    limit: u32,
+) -> Result<Vec<EventSummary>, StoreError> {
+    let (sql, values) = list_statement(filter, limit);
+    let mut statement = conn.prepare_cached(&sql)?;
+    let mut rows = statement.query(rusqlite::params_from_iter(values))?;
+    let mut events = Vec::new();
+    while let Some(row) = rows.next()? {
+        events.push(summary(conn, row)?);
+    }
+    Ok(events)
+}
+
+fn detail(conn: &Connection, id: i64) -> Result<Option<EventDetail>, StoreError> {
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {LIST_COLUMNS}, e.digest, e.logdate, e.reported, e.msgid, e.userid, \
+         e.structured_data, e.raw FROM event e WHERE e.id = ?1"
+    ))?;
+    let mut rows = statement.query([id])?;
+    let Some(row) = rows.next()? else {
+        return Ok(None);
+    };
+    let structured_data = row
+        .get::<_, Option<String>>("structured_data")?
+        .map(|json| serde_json::from_str::<serde_json::Value>(&json))
+        .transpose()
+        .map_err(|e| StoreError::Decode {
+            what: "structured_data",
+            message: e.to_string(),
+        })?;
+    let extra = conn
+        .prepare_cached("SELECT name, val FROM extra_info WHERE event = ?1 ORDER BY name, val")?
+        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(EventDetail {
+        summary: summary(conn, row)?,
+        digest: row.get("digest")?,
+        logdate: row.get("logdate")?,
+        reported: row.get("reported")?,
+        msgid: row.get("msgid")?,
+        userid: row.get("userid")?,
+        structured_data,
+        raw: row.get("raw")?,
+        extra,
+    }))
+}
+
+fn status(conn: &Connection, window: Duration) -> Result<StoreStatus, StoreError> {
+    let events: i64 = conn.query_row("SELECT count(*) FROM event", [], |r| r.get(0))?;
+    let newest: Option<i64> = conn
+        .query_row("SELECT max(logtime) FROM event", [], |r| r.get(0))
+        .optional()?
+        .flatten();
+    let since =
+        micros(Timestamp::now()).saturating_sub(window.as_micros().try_into().unwrap_or(i64::MAX));
+    let recent: i64 = conn.query_row(
+        "SELECT count(*) FROM event WHERE logtime >= ?1",
+        [since],
+        |r| r.get(0),
+    )?;
+    Ok(StoreStatus {
+        events,
+        recent,
+        newest: newest.map(|m| timestamp("logtime", m)).transpose()?,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn insert(&self, events: &[Event]) -> Result<InsertStats, StoreError> {
+        self.with_writer(|conn| insert_batch(conn, events))
+    }
+
+    async fn events(
+        &self,
+        filter: &EventFilter,
+        limit: u32,
+    ) -> Result<Vec<EventSummary>, StoreError> {
+        self.with_reader(|conn| list(conn, filter, limit))
+    }
+
+    async fn event(&self, id: i64) -> Result<Option<EventDetail>, StoreError> {
+        self.with_reader(|conn| detail(conn, id))
+    }
+
+    async fn status(&self, window: Duration) -> Result<StoreStatus, StoreError> {
+        self.with_reader(|conn| status(conn, window))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_wildcards_are_escaped() {
+        assert_eq!(contains_pattern(r"50%_off\"), r"%50\%\_off\\%");
+    }
+
+    #[test]
+    fn every_filter_is_a_parameter() {
+        let filter = EventFilter {
+            host: Some("x' OR 1=1 --".into()),
+            tag: Some("t".into()),
+            text: Some("q".into()),
+            severity: Some(3),
+            cursor: Some((Timestamp::UNIX_EPOCH, 7)),
+            ..EventFilter::default()
+        };
+        let (sql, values) = list_statement(&filter, 51);
+        assert!(!sql.contains("OR 1=1"), "{sql}");
+        assert_eq!(values.len(), 7);
+        assert!(sql.ends_with("LIMIT ?7"), "{sql}");
+    }
+}

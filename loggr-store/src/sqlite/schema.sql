@@ -1,0 +1,82 @@
+-- loggr's embedded store (SQLite), schema version 1: the logical schema of the PostgreSQL
+-- store (loggr-sinks/src/postgres/migrations) in SQLite's types.
+--
+-- Times are INTEGER microseconds since the Unix epoch, UTC: compact, exact, and ordered by the
+-- indexes without any conversion. Every statement is idempotent (IF NOT EXISTS), and the whole
+-- script runs in one transaction.
+
+-- One row per stored message; `digest` is the content id (SHA-256, 32 bytes): the same
+-- message received twice is stored once.
+CREATE TABLE IF NOT EXISTS event (
+    id              INTEGER PRIMARY KEY,
+    digest          BLOB    NOT NULL UNIQUE CHECK (length(digest) = 32),
+    -- The time the sender reported, or `received_at` when it reported none.
+    logtime         INTEGER NOT NULL,
+    -- The UTC day of `logtime` (computed when read: no storage, no write cost).
+    logdate         TEXT    GENERATED ALWAYS AS (date(logtime / 1000000, 'unixepoch')) VIRTUAL,
+    received_at     INTEGER NOT NULL,
+    reported        INTEGER NOT NULL DEFAULT 1,
+    facility        INTEGER NOT NULL CHECK (facility BETWEEN 0 AND 23),
+    severity        INTEGER NOT NULL CHECK (severity BETWEEN 0 AND 7),
+    hostname        TEXT,
+    program         TEXT,
+    pid             TEXT,
+    msgid           TEXT,
+    userid          TEXT,
+    message         TEXT,
+    -- RFC 5424 structured data as JSON text, NULL when none.
+    structured_data TEXT,
+    raw             BLOB
+);
+-- Newest first with keyset paging (`ORDER BY logtime DESC, id DESC`), time ranges.
+CREATE INDEX IF NOT EXISTS event_logtime_idx ON event (logtime, id);
+-- One host's or one program's events in a time range (web UI, reports).
+CREATE INDEX IF NOT EXISTS event_hostname_logtime_idx ON event (hostname, logtime);
+CREATE INDEX IF NOT EXISTS event_program_logtime_idx ON event (program, logtime);
+
+-- Labels attached by filters. (event, name): an event's tags; (name, event): a tag's events.
+CREATE TABLE IF NOT EXISTS tag (
+    event INTEGER NOT NULL,
+    name  TEXT    NOT NULL,
+    PRIMARY KEY (event, name)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tag_name_event_idx ON tag (name, event);
+
+-- Named values attached by parsers and filters, one row per value, as text.
+CREATE TABLE IF NOT EXISTS extra_info (
+    event INTEGER NOT NULL,
+    name  TEXT    NOT NULL,
+    val   TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS extra_info_event_idx ON extra_info (event, name);
+
+-- Deleting events deletes their tags and extra info.
+CREATE TRIGGER IF NOT EXISTS event_deleted AFTER DELETE ON event BEGIN
+    DELETE FROM tag WHERE event = old.id;
+    DELETE FROM extra_info WHERE event = old.id;
+END;
+
+-- Imported files (BuzzSaw's `log`): the SHA-256 of the decompressed content.
+CREATE TABLE IF NOT EXISTS log (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT    NOT NULL,
+    digest      BLOB    NOT NULL UNIQUE CHECK (length(digest) = 32),
+    imported_at INTEGER NOT NULL
+);
+
+-- Files being imported right now, one row per file (a lock), by importer.
+CREATE TABLE IF NOT EXISTS current_processing (
+    id        INTEGER PRIMARY KEY,
+    name      TEXT    NOT NULL,
+    digest    BLOB    NOT NULL UNIQUE CHECK (length(digest) = 32),
+    starttime INTEGER NOT NULL,
+    owner     TEXT    NOT NULL DEFAULT ''
+);
+
+-- The reporter's run log: one row per (report, period), the last time it ran.
+CREATE TABLE IF NOT EXISTS report_run (
+    name     TEXT    NOT NULL,
+    period   TEXT    NOT NULL CHECK (period IN ('hourly', 'daily', 'weekly', 'monthly')),
+    last_run INTEGER NOT NULL,
+    PRIMARY KEY (name, period)
+) WITHOUT ROWID;
