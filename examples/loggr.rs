@@ -1,24 +1,57 @@
-//! `loggr`: run a pipeline described by a TOML file.
+//! `loggr`: the all-in-one daemon. With no configuration it receives syslog over RELP, TCP and
+//! UDP, tags and parses it (BuzzSaw's filters and grok), stores it in an embedded SQLite
+//! database and serves the web frontend and `/metrics` — one process, nothing to install.
 //!
 //! ```text
-//! cargo run --release --example loggr -- --config pipeline.toml
-//! printf 'hello\n' | cargo run --release --example loggr          # stdin → JSON lines on stdout
-//! cargo run --release --example loggr -- --list                    # the registered plugin types
+//! cargo run --release --example loggr                                # everything, zero config
+//! cargo run --release --example loggr -- --config pipeline.toml      # any pipeline (RabbitMQ, PostgreSQL…)
+//! cargo run --release --example loggr -- --print-config              # the zero-config pipeline
+//! printf 'hello\n' | cargo run --release --example loggr -- --stdin  # stdin → JSON lines on stdout
+//! cargo run --release --example loggr -- --list                      # the registered plugin types
 //! ```
 //!
 //! SIGINT or SIGTERM stops reading and drains what is in flight (within the grace period).
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
 use clap::Parser as _;
 use loggr::core::config::PipelineConfig;
-use loggr::{CancellationToken, PipelineBuilder};
+use loggr::PipelineBuilder;
 
-/// Run a loggr pipeline from a TOML configuration.
+/// The zero-config pipeline.
+const BUNDLED: &str = include_str!("config/loggr.toml");
+
+/// stdin → JSON lines on stdout.
+const STDIN_CONFIG: &str = r#"
+[[sources]]
+type = "stdin"
+
+[[sinks]]
+type = "stdout"
+"#;
+
+/// loggr, all in one process: syslog over RELP (127.0.0.1:2514), TCP and UDP (127.0.0.1:5514)
+/// → BuzzSaw tags and grok fields → an embedded SQLite store (loggr-data/loggr.db), with the
+/// web frontend (127.0.0.1:8080) and Prometheus /metrics (127.0.0.1:9464). Every address and
+/// the data directory can be changed with LOGGR_RELP, LOGGR_TCP, LOGGR_UDP, LOGGR_METRICS and
+/// LOGGR_DATA, or the whole pipeline replaced with --config.
 #[derive(clap::Parser)]
-#[command(version, about)]
+#[command(version, about, long_about)]
 struct Args {
-    /// The pipeline configuration (TOML). Without it: stdin → JSON lines on stdout.
+    /// A pipeline configuration (TOML) instead of the zero-config one: any sources, filters
+    /// and sinks, e.g. RabbitMQ between stages and PostgreSQL.
     #[arg(long, short)]
-    config: Option<std::path::PathBuf>,
+    config: Option<PathBuf>,
+    /// Read stdin, write JSON lines to stdout (a quick look at what loggr makes of lines).
+    #[arg(long, conflicts_with = "config")]
+    stdin: bool,
+    /// Serve /metrics and /healthz here (overrides the configuration's `[metrics]`).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
+    /// Print the zero-config pipeline and exit.
+    #[arg(long)]
+    print_config: bool,
     /// Print the registered source, filter and sink types, then exit.
     #[arg(long)]
     list: bool,
@@ -27,23 +60,9 @@ struct Args {
     check: bool,
 }
 
-const DEFAULT_CONFIG: &str = r#"
-[[sources]]
-type = "stdin"
-
-[[sinks]]
-type = "stdout"
-"#;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    loggr::daemon::init_logging();
     let args = Args::parse();
     let registry = loggr::registry()?;
     if args.list {
@@ -54,30 +73,65 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("packers: {}", join(registry.packer_types().collect()));
         return Ok(());
     }
-    let config = match &args.config {
-        Some(path) => PipelineConfig::from_file(path)?,
-        None => PipelineConfig::from_toml(DEFAULT_CONFIG)?,
+    if args.print_config {
+        std::io::Write::write_all(&mut std::io::stdout(), BUNDLED.as_bytes())?;
+        return Ok(());
+    }
+    let config = match (&args.config, args.stdin) {
+        (Some(path), _) => PipelineConfig::from_file(path)?,
+        (None, true) => PipelineConfig::from_toml(STDIN_CONFIG)?,
+        (None, false) => PipelineConfig::from_toml(BUNDLED)?,
     };
+    let metrics_address = args.metrics.or(config.metrics.as_ref().map(|m| m.address));
+    let where_ = describe(&config);
     let pipeline = PipelineBuilder::from_config(config, &registry)?.build()?;
     if args.check {
         eprintln!("configuration is valid: {pipeline:?}");
         return Ok(());
     }
-    let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signals(shutdown.clone()));
+    let shutdown = loggr::daemon::shutdown_on_signals();
+    let mut lines = where_;
+    if let Some(address) = metrics_address {
+        let (bound, _task) =
+            loggr::http::serve_metrics(address, pipeline.metrics().clone(), shutdown.clone())
+                .await?;
+        lines.push(format!("metrics   http://{bound}/metrics"));
+    }
+    if !args.stdin {
+        eprintln!("loggr is running:\n  {}", lines.join("\n  "));
+    }
     pipeline.run(shutdown).await?;
     Ok(())
 }
 
-async fn stop_on_signals(shutdown: CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut terminate) = signal(SignalKind::terminate()) else {
-        return;
+/// One line per listener and store of the configuration: where to send logs, where they go.
+fn describe(config: &PipelineConfig) -> Vec<String> {
+    let field = |table: &toml::Table, key: &str| {
+        table
+            .get(key)
+            .and_then(|v| v.as_str())
+            .unwrap_or("?")
+            .to_owned()
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
+    let mut lines = Vec::new();
+    for source in &config.sources {
+        if matches!(source.type_name.as_str(), "relp" | "tcp" | "udp") {
+            lines.push(format!(
+                "{:<9} {}",
+                source.type_name,
+                field(&source.table, "address")
+            ));
+        }
     }
-    tracing::info!("Signal received: draining");
-    shutdown.cancel();
+    for sink in &config.sinks {
+        match sink.type_name.as_str() {
+            "sqlite" | "file" => lines.push(format!(
+                "{:<9} {}",
+                sink.type_name,
+                field(&sink.table, "path")
+            )),
+            other => lines.push(format!("sink      {other}")),
+        }
+    }
+    lines
 }

@@ -11,6 +11,8 @@
 //! - [`filters`] (`loggr-filters`): grok, BuzzSaw's vote chain, the rules language, packers.
 //! - [`sinks`] (`loggr-sinks`): JSON-lines file, stdout, and the broker and database sinks.
 //! - [`relp`] (`loggr-relp`): the RELP protocol.
+//! - [`store`] (`loggr-store`, feature `sqlite`, on by default): the [`Store`](store::Store)
+//!   trait over stored events and the embedded SQLite store.
 //!
 //! Heavy plugins sit behind cargo features: `amqp`, `postgres`, `redis`, `tls`, `files`
 //! (file import) and `harvest` (upload directories).
@@ -43,6 +45,8 @@ pub use loggr_filters as filters;
 pub use loggr_relp as relp;
 pub use loggr_sinks as sinks;
 pub use loggr_sources as sources;
+#[cfg(feature = "sqlite")]
+pub use loggr_store as store;
 
 pub use loggr_core::{
     ack, async_trait, AckGroup, AckToken, BuildContext, CancellationToken, ConfigError, Envelope,
@@ -64,5 +68,7 @@ pub fn registry() -> Result<Registry, loggr_core::RegistryError> {
     loggr_sources::link();
     loggr_filters::link();
     loggr_sinks::link();
+    #[cfg(feature = "sqlite")]
+    loggr_store::link();
     Registry::from_inventory()
 }

@@ -45,6 +45,13 @@ pub use sink::{SqliteSinkConfig, StoreSink};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteConfig, SqliteStore, Synchronous};
 
+/// Keeps this crate's plugin registrations (the `sqlite` sink) in the final binary.
+#[inline(never)]
+pub fn link() {
+    #[cfg(feature = "sqlite")]
+    sink::link();
+}
+
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

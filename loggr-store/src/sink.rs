@@ -80,3 +80,7 @@ impl SinkConfig for SqliteConfig {
 }
 
 loggr_core::register_sink!("sqlite", SqliteConfig);
+
+/// Keeps the registration above in the final binary.
+#[inline(never)]
+pub(crate) fn link() {}
