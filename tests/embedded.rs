@@ -1,0 +1,211 @@
+//! The zero-config `loggr` daemon as a newcomer runs it: RELP, TCP and UDP senders, the
+//! embedded SQLite store, and `kill -9` under RELP load (nothing acknowledged is lost, nothing
+//! is stored twice).
+
+#![cfg(feature = "sqlite")]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly by design
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use loggr::relp::{Client, ClientConfig};
+use loggr::store::{EventFilter, SqliteConfig, SqliteStore, Store};
+use support::{example, free_port, wait_port, Daemon};
+
+/// The ports of one daemon, kept across restarts.
+struct Ports {
+    relp: u16,
+    tcp: u16,
+    udp: u16,
+    metrics: u16,
+}
+
+impl Ports {
+    fn new() -> Ports {
+        Ports {
+            relp: free_port(),
+            tcp: free_port(),
+            udp: free_port(),
+            metrics: free_port(),
+        }
+    }
+}
+
+/// Starts the zero-config daemon with its data in `data` (nothing but addresses changed).
+fn start(data: &Path, ports: &Ports, log: &Path) -> Daemon {
+    let mut command = Command::new(example("loggr"));
+    command
+        .env("LOGGR_DATA", data)
+        .env("LOGGR_RELP", format!("127.0.0.1:{}", ports.relp))
+        .env("LOGGR_TCP", format!("127.0.0.1:{}", ports.tcp))
+        .env("LOGGR_UDP", format!("127.0.0.1:{}", ports.udp))
+        .env("LOGGR_METRICS", format!("127.0.0.1:{}", ports.metrics));
+    let daemon = Daemon::spawn_command(command, "loggr", log);
+    wait_port(ports.relp, "loggr's RELP listener", Duration::from_secs(60));
+    wait_port(ports.tcp, "loggr's TCP listener", Duration::from_secs(10));
+    daemon
+}
+
+fn store(data: &Path) -> SqliteStore {
+    SqliteStore::open(SqliteConfig::new(data.join("loggr.db"))).unwrap()
+}
+
+/// `SELECT count(*), count(DISTINCT message) FROM event`, read while the daemon runs.
+fn counts(data: &Path) -> (i64, i64) {
+    let db = rusqlite::Connection::open(data.join("loggr.db")).unwrap();
+    db.query_row(
+        "SELECT count(*), count(DISTINCT message) FROM event",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .unwrap()
+}
+
+async fn wait_for_rows(data: &Path, rows: i64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while counts(data).0 < rows {
+        assert!(
+            Instant::now() < deadline,
+            "only {:?} of {rows} events stored",
+            counts(data)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_config_stores_relp_tcp_and_udp_with_tags_and_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let ports = Ports::new();
+    let daemon = start(&data, &ports, &dir.path().join("loggr.log"));
+
+    let mut relp = Client::connect(
+        &format!("127.0.0.1:{}", ports.relp),
+        ClientConfig::default(),
+    )
+    .await
+    .unwrap();
+    relp.send(Bytes::from_static(
+        b"<38>Nov 21 10:00:00 bastion sshd[812]: Failed password for invalid user mallory from 203.0.113.9 port 2222 ssh2",
+    ))
+    .await
+    .unwrap();
+    relp.flush().await.unwrap();
+    assert_eq!(relp.close().await.unwrap().acked, 1);
+
+    use std::io::Write as _;
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", ports.tcp)).unwrap();
+    // LF framing, then octet counting on the same connection.
+    tcp.write_all(b"<13>Nov 21 10:00:01 web1 cron[4]: over tcp lf\n")
+        .unwrap();
+    let counted = "<13>1 2026-11-21T10:00:02Z web2 app 9 - - over tcp octet-counted";
+    tcp.write_all(format!("{} {counted}", counted.len()).as_bytes())
+        .unwrap();
+    drop(tcp);
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(
+        b"<13>Nov 21 10:00:03 web3 kernel: Out of memory: Killed process 42 (java)",
+        ("127.0.0.1", ports.udp),
+    )
+    .unwrap();
+    wait_for_rows(&data, 4).await;
+
+    let store = store(&data);
+    let all = store.events(&EventFilter::default(), 10).await.unwrap();
+    let hosts: Vec<&str> = all.iter().filter_map(|e| e.hostname.as_deref()).collect();
+    for host in ["bastion", "web1", "web2", "web3"] {
+        assert!(hosts.contains(&host), "{host} missing from {all:?}");
+    }
+    // BuzzSaw's tags and grok's fields are stored with the events.
+    let failed = store
+        .events(
+            &EventFilter {
+                tag: Some("auth_failure".into()),
+                ..EventFilter::default()
+            },
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), 1, "{all:?}");
+    let detail = store.event(failed[0].id).await.unwrap().unwrap();
+    for (name, value) in [
+        ("src_ip", "203.0.113.9"),
+        ("user", "mallory"),
+        ("syslog_protocol", "relp"),
+    ] {
+        assert!(
+            detail.extra.contains(&(name.to_owned(), value.to_owned())),
+            "{name}={value} missing from {:?}",
+            detail.extra
+        );
+    }
+    let oom = store
+        .events(
+            &EventFilter {
+                tag: Some("oom".into()),
+                ..EventFilter::default()
+            },
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(oom.len(), 1, "{all:?}");
+    assert!(daemon.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_under_relp_load_loses_nothing_acknowledged_and_stores_nothing_twice() {
+    const MESSAGES: usize = 30_000;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let ports = Ports::new();
+    let daemon = start(&data, &ports, &dir.path().join("loggr-1.log"));
+
+    let address = format!("127.0.0.1:{}", ports.relp);
+    let config = ClientConfig {
+        reconnect_backoff: (Duration::from_millis(50), Duration::from_millis(500)),
+        ..ClientConfig::default()
+    };
+    let mut client = Client::connect(&address, config).await.unwrap();
+    let sender = tokio::spawn(async move {
+        for n in 0..MESSAGES {
+            let line = format!("<13>1 2026-11-21T10:00:00Z load app - - - message {n:06}");
+            client.send(Bytes::from(line)).await.unwrap();
+        }
+        client.flush().await.unwrap();
+        client.close().await.unwrap()
+    });
+
+    // Kill it mid-stream, once part of the load is committed.
+    wait_for_rows(&data, 3_000).await;
+    daemon.kill();
+    let (at_kill, _) = counts(&data);
+    assert!(
+        at_kill < MESSAGES as i64,
+        "the load was over before the kill"
+    );
+    let restarted = start(&data, &ports, &dir.path().join("loggr-2.log"));
+
+    let stats = tokio::time::timeout(Duration::from_secs(120), sender)
+        .await
+        .expect("the sender finishes after the restart")
+        .unwrap();
+    assert_eq!(stats.acked, MESSAGES as u64, "{stats:?}");
+    assert!(stats.reconnects >= 1, "{stats:?}");
+    let (rows, distinct) = counts(&data);
+    assert_eq!(
+        distinct, MESSAGES as i64,
+        "every acknowledged message is stored"
+    );
+    assert_eq!(
+        rows, MESSAGES as i64,
+        "no message is stored twice ({stats:?})"
+    );
+    assert!(restarted.terminate().success());
+}
