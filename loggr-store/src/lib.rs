@@ -7,7 +7,8 @@
 //!
 //! - [`SqliteStore`] (feature `sqlite`): the embedded store of the all-in-one `loggr` daemon.
 //!   One file, WAL mode, nothing to install or run (SQLite is compiled in).
-//! - PostgreSQL, for the distributed setup, with `loggr-sinks`' `postgres` sink writing.
+//! - [`PgStore`] (feature `postgres`): loggr's PostgreSQL schema, for the distributed setup;
+//!   it writes through `loggr-sinks`' `postgres` sink (binary `COPY`).
 //!
 //! Durability is the contract: [`Store::insert`] returns only after the batch's transaction
 //! committed, so a source may acknowledge the events upstream once it returns; the content id
@@ -28,6 +29,8 @@
 //! ```
 
 pub mod model;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod row;
 #[cfg(feature = "sqlite")]
 pub mod sink;
@@ -40,6 +43,8 @@ use async_trait::async_trait;
 use loggr_core::Event;
 
 pub use model::{EventDetail, EventFilter, EventSummary, InsertStats, StoreStatus};
+#[cfg(feature = "postgres")]
+pub use postgres::PgStore;
 #[cfg(feature = "sqlite")]
 pub use sink::{SqliteSinkConfig, StoreSink};
 #[cfg(feature = "sqlite")]
@@ -60,6 +65,13 @@ pub enum StoreError {
     #[cfg(feature = "sqlite")]
     #[error("SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL refused or failed a statement, or cannot be reached.
+    #[cfg(feature = "postgres")]
+    #[error("PostgreSQL: {0}")]
+    Pg(#[from] tokio_postgres::Error),
+    /// Writing to PostgreSQL failed (the `postgres` sink's error).
+    #[error("PostgreSQL: {0}")]
+    Postgres(String),
     /// The store's file or directory cannot be used.
     #[error("{path}: {source}")]
     Io {

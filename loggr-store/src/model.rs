@@ -27,6 +27,25 @@ pub struct EventFilter {
     pub cursor: Option<(Timestamp, i64)>,
 }
 
+/// The `LIKE`/`ILIKE` pattern matching `text` literally anywhere: `%`, `_` and `\\` escaped
+/// with `\\` (the default escape character of PostgreSQL, given explicitly to SQLite).
+///
+/// ```
+/// assert_eq!(loggr_store::model::contains_pattern("50%_off"), r"%50\%\_off%");
+/// ```
+pub fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
 /// One row of an event list.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct EventSummary {

@@ -22,7 +22,9 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use serde::Deserialize;
 
-use crate::model::{EventDetail, EventFilter, EventSummary, InsertStats, StoreStatus};
+use crate::model::{
+    contains_pattern, EventDetail, EventFilter, EventSummary, InsertStats, StoreStatus,
+};
 use crate::row::{extra_rows, is_detailed, store_text, structured_data_json, tag_names, userid};
 use crate::{Store, StoreError};
 
@@ -310,20 +312,6 @@ fn insert_batch(conn: &mut Connection, events: &[Event]) -> Result<InsertStats, 
     }
     tx.commit()?;
     Ok(stats)
-}
-
-/// The `LIKE` pattern matching `text` literally anywhere (escape character `\`).
-fn contains_pattern(text: &str) -> String {
-    let mut pattern = String::with_capacity(text.len() + 2);
-    pattern.push('%');
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
 }
 
 /// The statement and parameters listing `limit` events matching `filter`, newest first.

@@ -1,0 +1,201 @@
+//! [`PgStore`]: the [`Store`] over loggr's PostgreSQL schema (created and migrated by
+//! `loggr-sinks`' `postgres` module). Writes go through the `postgres` sink's binary `COPY`
+//! path ([`PostgresSink::write_batch`]); reads are parameterised statements over the schema's
+//! indexes (see [`query`]).
+
+pub mod query;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use loggr_core::config::redact_url;
+use loggr_core::Event;
+use loggr_sinks::postgres::{PostgresSink, PostgresSinkConfig};
+use tokio::sync::Mutex;
+use tokio_postgres::Client;
+
+use crate::model::{EventDetail, EventFilter, EventSummary, InsertStats, StoreStatus};
+use crate::{Store, StoreError};
+
+/// The PostgreSQL store: a writing sink and a reading connection, each (re)connected on
+/// first use, so the store can be built while the server is down.
+pub struct PgStore {
+    url: String,
+    application_name: String,
+    sink: Mutex<PostgresSink>,
+    reader: Mutex<Option<Arc<Client>>>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("url", &redact_url(&self.url))
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// A store on the database `config` names (its `url`, `application_name`, and whether
+    /// the schema is created or migrated on first use: `migrate`). Nothing connects until the
+    /// first call.
+    ///
+    /// # Errors
+    ///
+    /// A URL PostgreSQL's client cannot parse.
+    pub fn new(config: PostgresSinkConfig) -> Result<PgStore, StoreError> {
+        let url = config.url.clone();
+        let application_name = config.application_name.clone();
+        let sink = PostgresSink::new(config).map_err(|e| StoreError::Postgres(e.to_string()))?;
+        Ok(PgStore {
+            url,
+            application_name,
+            sink: Mutex::new(sink),
+            reader: Mutex::new(None),
+        })
+    }
+
+    /// The reading connection, connecting (again) when there is none or it broke.
+    ///
+    /// # Errors
+    ///
+    /// The server cannot be reached or refuses the login.
+    pub async fn client(&self) -> Result<Arc<Client>, StoreError> {
+        let mut reader = self.reader.lock().await;
+        if let Some(client) = reader.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(Arc::clone(client));
+        }
+        let mut pg: tokio_postgres::Config = self.url.parse()?;
+        pg.connect_timeout(Duration::from_secs(5));
+        pg.application_name(&self.application_name);
+        let (client, connection) = pg.connect(tokio_postgres::NoTls).await?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::warn!(%error, "The PostgreSQL connection failed");
+            }
+        });
+        tracing::info!(database = %redact_url(&self.url), "Connected to PostgreSQL");
+        let client = Arc::new(client);
+        *reader = Some(Arc::clone(&client));
+        Ok(client)
+    }
+}
+
+fn summary(row: &tokio_postgres::Row) -> Result<EventSummary, StoreError> {
+    Ok(EventSummary {
+        id: row.try_get("id")?,
+        logtime: row.try_get("logtime")?,
+        received_at: row.try_get("received_at")?,
+        hostname: row.try_get("hostname")?,
+        program: row.try_get("program")?,
+        pid: row.try_get("pid")?,
+        facility: row.try_get("facility")?,
+        severity: row.try_get("severity")?,
+        message: row.try_get("message")?,
+        tags: row.try_get("tags")?,
+    })
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn insert(&self, events: &[Event]) -> Result<InsertStats, StoreError> {
+        let stats = self
+            .sink
+            .lock()
+            .await
+            .write_batch(events)
+            .await
+            .map_err(|e| StoreError::Postgres(e.to_string()))?;
+        Ok(InsertStats {
+            inserted: stats.inserted,
+            duplicates: stats.duplicates,
+        })
+    }
+
+    async fn events(
+        &self,
+        filter: &EventFilter,
+        limit: u32,
+    ) -> Result<Vec<EventSummary>, StoreError> {
+        let statement = query::select(filter, i64::from(limit));
+        let client = self.client().await?;
+        let rows = client
+            .query(statement.sql.as_str(), &statement.param_refs())
+            .await?;
+        rows.iter().map(summary).collect()
+    }
+
+    async fn event(&self, id: i64) -> Result<Option<EventDetail>, StoreError> {
+        let client = self.client().await?;
+        let Some(row) = client
+            .query_opt(
+                &format!(
+                    "SELECT {}, e.digest, e.logdate::text AS logdate, e.reported, e.msgid, \
+                     e.userid, e.structured_data, e.raw FROM event e WHERE e.id = $1",
+                    query::LIST_COLUMNS
+                ),
+                &[&id],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let extra = client
+            .query(
+                "SELECT name, val FROM extra_info WHERE event = $1 ORDER BY name, val",
+                &[&id],
+            )
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
+        Ok(Some(EventDetail {
+            summary: summary(&row)?,
+            digest: row.try_get("digest")?,
+            logdate: row.try_get("logdate")?,
+            reported: row.try_get("reported")?,
+            msgid: row.try_get("msgid")?,
+            userid: row.try_get("userid")?,
+            structured_data: row.try_get("structured_data")?,
+            raw: row.try_get("raw")?,
+            extra,
+        }))
+    }
+
+    async fn status(&self, window: Duration) -> Result<StoreStatus, StoreError> {
+        let client = self.client().await?;
+        // The planner's estimate: counting a large table takes seconds.
+        let events: i64 = client
+            .query_opt(
+                "SELECT GREATEST(reltuples, 0)::bigint FROM pg_class \
+                 WHERE oid = to_regclass('event')",
+                &[],
+            )
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?
+            .unwrap_or(0);
+        let since = Timestamp::now()
+            .checked_sub(
+                jiff::SignedDuration::try_from(window).unwrap_or(jiff::SignedDuration::MAX),
+            )
+            .unwrap_or(Timestamp::MIN);
+        let row = client
+            .query_one(
+                "SELECT (SELECT count(*) FROM event WHERE logtime >= $1), \
+                 (SELECT max(logtime) FROM event)",
+                &[&since],
+            )
+            .await?;
+        Ok(StoreStatus {
+            events,
+            recent: row.try_get(0)?,
+            newest: row.try_get(1)?,
+        })
+    }
+}
