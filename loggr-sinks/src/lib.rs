@@ -25,6 +25,7 @@ pub mod file;
 pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis_spool;
+pub mod row;
 pub mod stdout;
 
 pub use file::{FileSink, FileSinkConfig, Fsync, LineFormat};

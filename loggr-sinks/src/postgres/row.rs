@@ -1,15 +1,14 @@
 //! How an [`Event`] becomes a row (the staging table, the binary values) and comes back
 //! ([`load_event`]).
 
-use std::borrow::Cow;
-
-use loggr_core::{
-    ContentId, Event, Facility, Severity, StructuredData, Tags, Text, Timestamp, Value,
-};
+use loggr_core::{ContentId, Event, Facility, Severity, Tags, Text, Timestamp, Value};
 use tokio_postgres::Client;
 
 use super::copy::CopyBuf;
 use super::PgError;
+pub use crate::row::NUL_REPLACEMENT;
+pub(crate) use crate::row::{extra_rows, store_text as pg_text, tag_names};
+use crate::row::{is_detailed, structured_data_json, userid, USERID};
 
 /// The columns of `event` the sink writes, in the order [`write_event`] writes them (`id` and
 /// `logdate` are the database's).
@@ -95,72 +94,6 @@ pub(crate) const SELECT_IDS: &str = "SELECT id, digest FROM event WHERE digest =
 pub(crate) const INSERT_QUARANTINE: &str = "INSERT INTO quarantine (digest, sqlstate, error, \
      event, raw) VALUES ($1, $2, $3, CAST($4::text AS json), $5) ON CONFLICT (digest) DO NOTHING";
 
-/// The field stored in the `userid` column (when its value is text) instead of `extra_info`.
-pub(crate) const USERID: &str = "userid";
-
-/// What replaces a NUL character in text columns (PostgreSQL text cannot hold `\0`).
-pub const NUL_REPLACEMENT: char = '\u{FFFD}';
-
-/// Text as PostgreSQL can store it: NUL characters replaced by [`NUL_REPLACEMENT`].
-pub(crate) fn pg_text(text: &str) -> Cow<'_, str> {
-    if text.contains('\0') {
-        Cow::Owned(text.replace('\0', "\u{FFFD}"))
-    } else {
-        Cow::Borrowed(text)
-    }
-}
-
-/// The structured data as JSON text for `jsonb`, `None` when there is none.
-fn structured_data_json(sd: &StructuredData) -> Option<Vec<u8>> {
-    if sd.is_empty() {
-        return None;
-    }
-    let has_nul = sd.elements.iter().any(|element| {
-        element.id.contains('\0')
-            || element
-                .params
-                .iter()
-                .any(|param| param.name.contains('\0') || param.value.contains('\0'))
-    });
-    let json = if has_nul {
-        let mut clean = sd.clone();
-        for element in &mut clean.elements {
-            element.id = Text::from(pg_text(&element.id).into_owned());
-            for param in &mut element.params {
-                param.name = Text::from(pg_text(&param.name).into_owned());
-                param.value = Text::from(pg_text(&param.value).into_owned());
-            }
-        }
-        serde_json::to_vec(&clean)
-    } else {
-        serde_json::to_vec(sd)
-    };
-    // Serializing strings into memory cannot fail.
-    json.ok()
-}
-
-/// The `userid` column's value: the `userid` field when it is text.
-fn userid(event: &Event) -> Option<Cow<'_, str>> {
-    match event.fields.get(USERID) {
-        Some(Value::String(userid)) => Some(pg_text(userid)),
-        _ => None,
-    }
-}
-
-/// Whether the event has tags or extra_info rows to store.
-pub(crate) fn is_detailed(event: &Event) -> bool {
-    !event.tags.is_empty()
-        || event
-            .fields
-            .iter()
-            .any(|(name, value)| is_extra(name, value))
-}
-
-/// Whether a field goes to `extra_info` (everything but a text `userid`, which has its column).
-fn is_extra(name: &str, value: &Value) -> bool {
-    name != USERID || !matches!(value, Value::String(_))
-}
-
 /// Writes the fields of the event's row: the [`EVENT_FIELDS`] columns of `event`, and with
 /// `stage`, `detailed` for the staging table. `id` is the event's content id. Returns whether
 /// the event has tags or extra_info rows ([`is_detailed`]).
@@ -190,45 +123,6 @@ pub(crate) fn write_event(buf: &mut CopyBuf, id: &ContentId, event: &Event, stag
         buf.bool(detailed);
     }
     detailed
-}
-
-/// The tags of an event as stored (NUL replaced), each once.
-pub(crate) fn tag_names(event: &Event) -> Vec<Cow<'_, str>> {
-    let mut names: Vec<Cow<'_, str>> = event.tags.iter().map(|tag| pg_text(tag)).collect();
-    // `Tags` is a set; replacing NUL can make two of them equal (and break the key).
-    if event.tags.iter().any(|tag| tag.contains('\0')) {
-        names.sort_unstable();
-        names.dedup();
-    }
-    names
-}
-
-/// The extra_info rows of an event: (name, value as text), a list giving one row per item,
-/// without the `userid` that has its column.
-pub(crate) fn extra_rows(event: &Event) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
-    let mut rows = Vec::new();
-    for (name, value) in event.fields.iter() {
-        if is_extra(name, value) {
-            push_values(pg_text(name), value, &mut rows);
-        }
-    }
-    rows
-}
-
-fn push_values<'a>(
-    name: Cow<'a, str>,
-    value: &'a Value,
-    out: &mut Vec<(Cow<'a, str>, Cow<'a, str>)>,
-) {
-    match value {
-        Value::List(items) => {
-            for item in items {
-                push_values(name.clone(), item, out);
-            }
-        }
-        Value::String(text) => out.push((name, pg_text(text))),
-        other => out.push((name, Cow::Owned(other.to_string()))),
-    }
 }
 
 /// Reads a stored event back by its content id, as far as the schema keeps it: the header
@@ -315,68 +209,4 @@ pub async fn load_event(client: &Client, id: &ContentId) -> Result<Option<Event>
         }
     }
     Ok(Some(event))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nul_is_replaced_and_clean_text_is_borrowed() {
-        assert!(matches!(pg_text("plain"), Cow::Borrowed("plain")));
-        assert_eq!(pg_text("a\0b\0"), "a\u{FFFD}b\u{FFFD}");
-    }
-
-    #[test]
-    fn fields_become_name_value_pairs_without_the_userid_column() {
-        let mut event = Event::new("m");
-        event.set_field("userid", "alice");
-        event.set_field("ips", Value::List(vec!["a".into(), "b\0".into()]));
-        event.set_field("bytes", 42i64);
-        assert_eq!(userid(&event).as_deref(), Some("alice"));
-        assert!(is_detailed(&event));
-        let pairs: Vec<(String, String)> = extra_rows(&event)
-            .into_iter()
-            .map(|(name, value)| (name.into_owned(), value.into_owned()))
-            .collect();
-        assert_eq!(
-            pairs,
-            [("bytes", "42"), ("ips", "a"), ("ips", "b\u{FFFD}")]
-                .map(|(n, v)| (n.to_owned(), v.to_owned()))
-        );
-    }
-
-    #[test]
-    fn only_a_text_userid_alone_is_not_detailed() {
-        let mut event = Event::new("m");
-        assert!(!is_detailed(&event));
-        event.set_field("userid", "alice");
-        assert!(!is_detailed(&event), "userid goes to its column");
-        event.set_field("userid", 42i64);
-        assert!(is_detailed(&event), "a number userid goes to extra_info");
-        let mut tagged = Event::new("m");
-        tagged.add_tag("t");
-        assert!(is_detailed(&tagged));
-    }
-
-    #[test]
-    fn tags_equal_once_nul_is_replaced_are_stored_once() {
-        let mut event = Event::new("m");
-        event.add_tag("a\0");
-        event.add_tag("a\u{FFFD}");
-        event.add_tag("b");
-        assert_eq!(tag_names(&event), ["a\u{FFFD}", "b"]);
-    }
-
-    #[test]
-    fn structured_data_with_nul_is_cleaned_and_empty_is_null() {
-        assert!(structured_data_json(&StructuredData::default()).is_none());
-        let mut sd = StructuredData::default();
-        sd.push("x@1", "k", "v\0");
-        let json = structured_data_json(&sd).unwrap();
-        assert_eq!(
-            String::from_utf8(json).unwrap(),
-            r#"{"x@1":{"k":"v\ufffd"}}"#.replace("\\ufffd", "\u{FFFD}")
-        );
-    }
 }

@@ -1,0 +1,190 @@
+//! How an [`Event`] maps onto the logical schema, the same for every backend: which text goes
+//! into which column, which fields become `extra_info` rows, which tags are stored.
+//!
+//! | event | column |
+//! | --- | --- |
+//! | content id | `digest` (32 bytes) |
+//! | `timestamp`, else `received_at` | `logtime` (and `reported` says which) |
+//! | `app_name` / `procid` | `program` / `pid` |
+//! | the `userid` field, when it is text | `userid` (not repeated in `extra_info`) |
+//! | every other field | `extra_info` rows (a list gives one row per item) |
+//! | tags | `tag` rows |
+
+use std::borrow::Cow;
+
+use loggr_core::{Event, StructuredData, Text, Value};
+
+/// The field stored in the `userid` column (when its value is text) instead of `extra_info`.
+pub const USERID: &str = "userid";
+
+/// What replaces a NUL character in stored text (PostgreSQL text cannot hold `\0`; SQLite's
+/// text functions stop at it).
+pub const NUL_REPLACEMENT: char = '\u{FFFD}';
+
+/// Text as a store keeps it: NUL characters replaced by [`NUL_REPLACEMENT`].
+///
+/// ```
+/// assert_eq!(loggr_sinks::row::store_text("a\0b"), "a\u{FFFD}b");
+/// ```
+pub fn store_text(text: &str) -> Cow<'_, str> {
+    if text.contains('\0') {
+        Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// The `userid` column's value: the `userid` field when it is text.
+pub fn userid(event: &Event) -> Option<Cow<'_, str>> {
+    match event.fields.get(USERID) {
+        Some(Value::String(userid)) => Some(store_text(userid)),
+        _ => None,
+    }
+}
+
+/// Whether the event has tags or extra_info rows to store.
+pub fn is_detailed(event: &Event) -> bool {
+    !event.tags.is_empty()
+        || event
+            .fields
+            .iter()
+            .any(|(name, value)| is_extra(name, value))
+}
+
+/// Whether a field goes to `extra_info` (everything but a text `userid`, which has its column).
+fn is_extra(name: &str, value: &Value) -> bool {
+    name != USERID || !matches!(value, Value::String(_))
+}
+
+/// The tags of an event as stored (NUL replaced), each once.
+pub fn tag_names(event: &Event) -> Vec<Cow<'_, str>> {
+    let mut names: Vec<Cow<'_, str>> = event.tags.iter().map(|tag| store_text(tag)).collect();
+    // `Tags` is a set; replacing NUL can make two of them equal (and break the key).
+    if event.tags.iter().any(|tag| tag.contains('\0')) {
+        names.sort_unstable();
+        names.dedup();
+    }
+    names
+}
+
+/// The extra_info rows of an event: (name, value as text), a list giving one row per item,
+/// without the `userid` that has its column.
+pub fn extra_rows(event: &Event) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
+    let mut rows = Vec::new();
+    for (name, value) in event.fields.iter() {
+        if is_extra(name, value) {
+            push_values(store_text(name), value, &mut rows);
+        }
+    }
+    rows
+}
+
+fn push_values<'a>(
+    name: Cow<'a, str>,
+    value: &'a Value,
+    out: &mut Vec<(Cow<'a, str>, Cow<'a, str>)>,
+) {
+    match value {
+        Value::List(items) => {
+            for item in items {
+                push_values(name.clone(), item, out);
+            }
+        }
+        Value::String(text) => out.push((name, store_text(text))),
+        other => out.push((name, Cow::Owned(other.to_string()))),
+    }
+}
+
+/// The structured data as JSON text, `None` when there is none; NUL characters replaced.
+pub fn structured_data_json(sd: &StructuredData) -> Option<Vec<u8>> {
+    if sd.is_empty() {
+        return None;
+    }
+    let has_nul = sd.elements.iter().any(|element| {
+        element.id.contains('\0')
+            || element
+                .params
+                .iter()
+                .any(|param| param.name.contains('\0') || param.value.contains('\0'))
+    });
+    let json = if has_nul {
+        let mut clean = sd.clone();
+        for element in &mut clean.elements {
+            element.id = Text::from(store_text(&element.id).into_owned());
+            for param in &mut element.params {
+                param.name = Text::from(store_text(&param.name).into_owned());
+                param.value = Text::from(store_text(&param.value).into_owned());
+            }
+        }
+        serde_json::to_vec(&clean)
+    } else {
+        serde_json::to_vec(sd)
+    };
+    // Serializing strings into memory cannot fail.
+    json.ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loggr_core::Value;
+
+    #[test]
+    fn nul_is_replaced_and_clean_text_is_borrowed() {
+        assert!(matches!(store_text("plain"), Cow::Borrowed("plain")));
+        assert_eq!(store_text("a\0b\0"), "a\u{FFFD}b\u{FFFD}");
+    }
+
+    #[test]
+    fn fields_become_name_value_pairs_without_the_userid_column() {
+        let mut event = Event::new("m");
+        event.set_field("userid", "alice");
+        event.set_field("ips", Value::List(vec!["a".into(), "b\0".into()]));
+        event.set_field("bytes", 42i64);
+        assert_eq!(userid(&event).as_deref(), Some("alice"));
+        assert!(is_detailed(&event));
+        let pairs: Vec<(String, String)> = extra_rows(&event)
+            .into_iter()
+            .map(|(name, value)| (name.into_owned(), value.into_owned()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [("bytes", "42"), ("ips", "a"), ("ips", "b\u{FFFD}")]
+                .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        );
+    }
+
+    #[test]
+    fn only_a_text_userid_alone_is_not_detailed() {
+        let mut event = Event::new("m");
+        assert!(!is_detailed(&event));
+        event.set_field("userid", "alice");
+        assert!(!is_detailed(&event), "userid goes to its column");
+        event.set_field("userid", 42i64);
+        assert!(is_detailed(&event), "a number userid goes to extra_info");
+        let mut tagged = Event::new("m");
+        tagged.add_tag("t");
+        assert!(is_detailed(&tagged));
+    }
+
+    #[test]
+    fn tags_equal_once_nul_is_replaced_are_stored_once() {
+        let mut event = Event::new("m");
+        event.add_tag("a\0");
+        event.add_tag("a\u{FFFD}");
+        event.add_tag("b");
+        assert_eq!(tag_names(&event), ["a\u{FFFD}", "b"]);
+    }
+
+    #[test]
+    fn structured_data_with_nul_is_cleaned_and_empty_is_null() {
+        assert!(structured_data_json(&StructuredData::default()).is_none());
+        let mut sd = StructuredData::default();
+        sd.push("x@1", "k", "v\0");
+        let json = structured_data_json(&sd).unwrap();
+        assert_eq!(
+            String::from_utf8(json).unwrap(),
+            r#"{"x@1":{"k":"v\ufffd"}}"#.replace("\\ufffd", "\u{FFFD}")
+        );
+    }
+}
