@@ -13,7 +13,7 @@ SIZE=${2:-200}
 CONNECTIONS=${3:-2}
 
 cargo build --release --quiet --example loggr --example loggen
-BIN=target/release/examples
+BIN=${CARGO_TARGET_DIR:-target}/release/examples
 D=$(mktemp -d)
 PID=
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -rf "$D"; }

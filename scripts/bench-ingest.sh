@@ -17,7 +17,7 @@ CONNECTIONS=${3:-2}
 [ -x /usr/sbin/rsyslogd ] || { echo "rsyslog is needed: apt-get install rsyslog rsyslog-relp" >&2; exit 1; }
 
 cargo build --release --quiet --example syslog_server --example loggen
-BIN=target/release/examples
+BIN=${CARGO_TARGET_DIR:-target}/release/examples
 D=$(mktemp -d)
 PIDS=()
 cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$D"; }
