@@ -8,6 +8,7 @@
 //! cargo run --release --example loggr -- --print-config              # the zero-config pipeline
 //! printf 'hello\n' | cargo run --release --example loggr -- --stdin  # stdin → JSON lines on stdout
 //! cargo run --release --example loggr -- --list                      # the registered plugin types
+//! cargo run --release --example loggr -- query --tag auth_failure     # stored events, newest first
 //! ```
 //!
 //! SIGINT or SIGTERM stops reading and drains what is in flight (within the grace period).
@@ -58,6 +59,40 @@ struct Args {
     /// Check the configuration and exit.
     #[arg(long)]
     check: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Print stored events, newest first, from the embedded store (also while the daemon
+    /// runs): `loggr query --tag auth_failure`.
+    Query(QueryArgs),
+}
+
+#[derive(clap::Args)]
+struct QueryArgs {
+    /// The store (default: the zero-config one, $LOGGR_DATA/loggr.db).
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Only this host.
+    #[arg(long)]
+    host: Option<String>,
+    /// Only this program.
+    #[arg(long)]
+    program: Option<String>,
+    /// Only events with this tag.
+    #[arg(long)]
+    tag: Option<String>,
+    /// Only this severity or worse (0 emerg … 7 debug).
+    #[arg(long)]
+    severity: Option<i16>,
+    /// Only messages containing this text (case-insensitive).
+    #[arg(long)]
+    text: Option<String>,
+    /// At most this many events.
+    #[arg(long, default_value_t = 20)]
+    limit: u32,
 }
 
 #[tokio::main]
@@ -72,6 +107,9 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("sinks:   {}", join(registry.sink_types().collect()));
         eprintln!("packers: {}", join(registry.packer_types().collect()));
         return Ok(());
+    }
+    if let Some(Command::Query(query)) = args.command {
+        return print_events(query).await;
     }
     if args.print_config {
         std::io::Write::write_all(&mut std::io::stdout(), BUNDLED.as_bytes())?;
@@ -134,4 +172,65 @@ fn describe(config: &PipelineConfig) -> Vec<String> {
         }
     }
     lines
+}
+
+/// `loggr query`: the newest matching events, one line each, with their tags.
+async fn print_events(args: QueryArgs) -> anyhow::Result<()> {
+    use loggr::store::{EventFilter, SqliteConfig, SqliteStore, Store};
+    let path = args.db.unwrap_or_else(|| {
+        let data = std::env::var_os("LOGGR_DATA").unwrap_or_else(|| "loggr-data".into());
+        PathBuf::from(data).join("loggr.db")
+    });
+    anyhow::ensure!(
+        path.exists(),
+        "{} does not exist: start `loggr` first, or give --db",
+        path.display()
+    );
+    let store = SqliteStore::open(SqliteConfig::new(&path))?;
+    let filter = EventFilter {
+        host: args.host,
+        program: args.program,
+        tag: args.tag,
+        severity: args.severity,
+        text: args.text,
+        ..EventFilter::default()
+    };
+    let mut out = std::io::stdout().lock();
+    for event in store.events(&filter, args.limit).await? {
+        let program = match (&event.program, &event.pid) {
+            (Some(program), Some(pid)) => format!("{program}[{pid}]"),
+            (Some(program), None) => program.clone(),
+            _ => "-".to_owned(),
+        };
+        let tags = if event.tags.is_empty() {
+            String::new()
+        } else {
+            format!("  [{}]", event.tags.join(", "))
+        };
+        std::io::Write::write_all(
+            &mut out,
+            format!(
+                "{} {} {}: {}{tags}\n",
+                event.logtime,
+                event.hostname.as_deref().unwrap_or("-"),
+                program,
+                printable(event.message.as_deref().unwrap_or("")),
+            )
+            .as_bytes(),
+        )?;
+    }
+    Ok(())
+}
+
+/// `text` with control characters (a terminal's escape sequences) shown as escapes.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }

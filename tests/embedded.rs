@@ -156,6 +156,20 @@ async fn zero_config_stores_relp_tcp_and_udp_with_tags_and_fields() {
         .await
         .unwrap();
     assert_eq!(oom.len(), 1, "{all:?}");
+    // `loggr query` prints them from the store while the daemon runs.
+    let output = Command::new(example("loggr"))
+        .args(["query", "--tag", "auth_failure", "--db"])
+        .arg(data.join("loggr.db"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(printed.lines().count(), 1, "{printed}");
+    assert!(
+        printed.contains("bastion sshd[812]: Failed password for invalid user mallory")
+            && printed.contains("auth_failure"),
+        "{printed}"
+    );
     assert!(daemon.terminate().success());
 }
 
