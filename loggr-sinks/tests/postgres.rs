@@ -263,7 +263,7 @@ async fn migrating_twice_is_a_no_op_and_creates_the_tables() {
         .map(|row| row.get(0))
         .collect();
     indexes.sort();
-    // Only what reports and the web UI need: no severity, userid or message search index.
+    // Only what reports and the web UI need: no userid or message search index.
     assert_eq!(
         indexes,
         [
@@ -272,6 +272,7 @@ async fn migrating_twice_is_a_no_op_and_creates_the_tables() {
             "event_logtime_idx",
             "event_pkey",
             "event_program_logtime_idx",
+            "event_severity_logtime_idx",
         ]
     );
     assert_eq!(search_index(&client).await.unwrap(), None);

@@ -36,6 +36,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "file_lock_owner",
         sql: include_str!("migrations/0002_file_lock_owner.sql"),
     },
+    Migration {
+        version: 3,
+        name: "event_severity_index",
+        sql: include_str!("migrations/0003_event_severity_index.sql"),
+    },
 ];
 
 /// The schema version this code writes to: the number of the newest migration.
