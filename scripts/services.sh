@@ -89,12 +89,40 @@ ensure_peers() {
   install_packages --no-install-recommends "${packages[@]}"
 }
 
+# The browser tests (loggr-web/tests/browser.rs): Debian's chromium, node and npm, and
+# playwright-core from tests/browser's lockfile. Browsers are never downloaded: playwright-core
+# drives /usr/bin/chromium.
+ensure_browser() {
+  local packages=()
+  [ -x /usr/bin/chromium ] || packages+=(chromium)
+  command -v node >/dev/null || packages+=(nodejs)
+  command -v npm >/dev/null || packages+=(npm)
+  if [ ${#packages[@]} -gt 0 ]; then
+    install_packages --no-install-recommends "${packages[@]}" || {
+      log "cannot install ${packages[*]}: install them (Debian: apt-get install ${packages[*]}), then rerun"
+      return 1
+    }
+  fi
+  local dir
+  dir="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
+  [ -e "$dir/node_modules/playwright-core/package.json" ] && return 0
+  log "installing playwright-core into $dir/node_modules"
+  if [ -e "$dir/package-lock.json" ]; then
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  else
+    (cd "$dir" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+  fi || {
+    log "npm could not install playwright-core in $dir: run 'cd tests/browser && npm ci' and read its error"
+    return 1
+  }
+}
+
 failed=0
-for service in postgres redis rabbitmq peers; do
+for service in postgres redis rabbitmq peers browser; do
   "ensure_$service" || failed=1
 done
 if [ "$failed" != 0 ]; then
   log "some services are unavailable; the tests that need them will fail"
   exit 1
 fi
-log "PostgreSQL, Redis and RabbitMQ are up; rsyslog, logger, the compressors and aiosmtpd are installed"
+log "PostgreSQL, Redis and RabbitMQ are up; rsyslog, logger, the compressors, aiosmtpd, chromium and playwright-core are installed"
