@@ -1,4 +1,5 @@
-//! `report_bench`: the daily Kernel and AuthFailure reports over 5 M events, with the
+//! `report_bench`: the daily Kernel and AuthFailure reports over 5 M events in PostgreSQL
+//! (through the same `Store` trait the SQLite store implements), with the
 //! `EXPLAIN (ANALYZE, BUFFERS)` of their queries.
 //!
 //! ```text
@@ -21,8 +22,10 @@
 use std::time::Instant;
 
 use clap::Parser as _;
+use loggr::sinks::postgres::{tokio_postgres::Client, PostgresSinkConfig};
+use loggr_reports::loggr_store::PgStore;
 use loggr_reports::query::{explain, ReportQuery};
-use loggr_reports::{connect, Period, ReportConfig, ReportKind, Reporter, ReporterConfig};
+use loggr_reports::{Period, ReportConfig, ReportKind, Reporter, ReporterConfig};
 
 /// Time the daily Kernel and AuthFailure reports over millions of events.
 #[derive(clap::Parser)]
@@ -37,7 +40,7 @@ struct Args {
 
 const DB: &str = "loggr_report_bench";
 
-async fn fill(client: &loggr_reports::tokio_postgres::Client, events: i64) -> anyhow::Result<()> {
+async fn fill(client: &Client, events: i64) -> anyhow::Result<()> {
     let step = |sql: &'static str, what: &'static str| async move {
         let started = Instant::now();
         client.batch_execute(sql).await?;
@@ -112,7 +115,9 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let admin_url = std::env::var("LOGGR_PG_ADMIN_URL")
         .unwrap_or_else(|_| "postgresql://root@127.0.0.1:5432/postgres".into());
-    let admin = connect(&admin_url).await?;
+    // A store that never touches the schema by itself (`migrate` false), for its connection.
+    let connect = |url: &str| PgStore::new(PostgresSinkConfig::new(url));
+    let admin = connect(&admin_url)?.client().await?;
     admin
         .batch_execute(&format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)"))
         .await?;
@@ -125,7 +130,8 @@ async fn main() -> anyhow::Result<()> {
             .rsplit_once('/')
             .map_or(admin_url.as_str(), |(base, _)| base)
     );
-    let client = connect(&url).await?;
+    let store = connect(&url)?;
+    let client = store.client().await?;
     loggr::sinks::postgres::migrate(&client).await?;
     fill(&client, args.events).await?;
 
@@ -145,9 +151,7 @@ async fn main() -> anyhow::Result<()> {
         let report = ReportConfig::new(name, kind);
         for run in ["first", "second"] {
             let started = Instant::now();
-            let rendered = reporter
-                .render(&client, Period::Daily, &report, now)
-                .await?;
+            let rendered = reporter.render(&store, Period::Daily, &report, now).await?;
             println!(
                 "{name} daily report ({run} run): {:.1} ms, {} lines",
                 started.elapsed().as_secs_f64() * 1000.0,
@@ -156,7 +160,7 @@ async fn main() -> anyhow::Result<()> {
         }
         let selection = reporter.selection(Period::Daily, &report, now)?;
         println!("EXPLAIN (ANALYZE, BUFFERS) of the {name} query:");
-        for line in explain(&client, query, &selection).await? {
+        for line in explain(&store, query, &selection).await? {
             println!("    {line}");
         }
     }

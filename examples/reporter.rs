@@ -1,4 +1,5 @@
-//! `reporter`: BuzzSaw's scheduled reports over the PostgreSQL store, and its anonymiser.
+//! `reporter`: BuzzSaw's scheduled reports over loggr's store — PostgreSQL, or the SQLite
+//! file of the all-in-one `loggr` daemon — and its anonymiser.
 //!
 //! ```text
 //! cargo run --release --all-features --example reporter -- report [--all] [--dryrun] [hourly|daily|weekly|monthly …]
@@ -20,7 +21,10 @@
 //! (with `--dryrun`: `would anonymise …`, nothing changed).
 //!
 //! Both read `examples/config/reporter.toml` unless `--config` names another file;
-//! `${VAR:-default}` is read from the environment (`LOGGR_PG_URL` for the database).
+//! `${VAR:-default}` is read from the environment (`LOGGR_PG_URL` for the database). The
+//! `database` setting is a `postgresql://…` URL, or the path of the all-in-one daemon's
+//! SQLite store (`loggr-data/loggr.db`, or `sqlite:PATH`; `LOGGR_PG_URL=loggr-data/loggr.db`
+//! works with the bundled file): the same reports from either.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)] // the reports and counts are the output
 
@@ -30,7 +34,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Parser as _;
 use loggr_reports::anonymise::{anonymise, cutoff};
-use loggr_reports::{connect, Period, Reporter, ReporterConfig, RunOptions};
+use loggr_reports::{open_store, Period, Reporter, ReporterConfig, RunOptions};
 
 const BUNDLED: &str = include_str!("config/reporter.toml");
 
@@ -87,7 +91,7 @@ async fn run(command: Command) -> anyhow::Result<bool> {
             periods,
         } => {
             let config = load(config.as_ref())?;
-            let client = connect(&config.database).await?;
+            let store = open_store(&config.database)?;
             let reporter = Reporter::new(config)?;
             let options = RunOptions {
                 all,
@@ -96,7 +100,7 @@ async fn run(command: Command) -> anyhow::Result<bool> {
                 now: jiff::Timestamp::now(),
             };
             let mut stdout = std::io::stdout();
-            let summary = reporter.run(&client, &options, &mut stdout).await?;
+            let summary = reporter.run(&*store, &options, &mut stdout).await?;
             for (period, name, error) in &summary.failed {
                 eprintln!("{period} report {name} failed: {error}");
             }
@@ -109,8 +113,8 @@ async fn run(command: Command) -> anyhow::Result<bool> {
         } => {
             let config = load(config.as_ref())?;
             let before = cutoff(jiff::Timestamp::now(), &max_age, &config.time_zone()?)?;
-            let mut client = connect(&config.database).await?;
-            let stats = anonymise(&mut client, before, dryrun).await?;
+            let store = open_store(&config.database)?;
+            let stats = anonymise(&*store, before, dryrun).await?;
             let verb = if dryrun {
                 "would anonymise"
             } else {

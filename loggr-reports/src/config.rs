@@ -30,9 +30,11 @@ use crate::ReportError;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReporterConfig {
-    /// The PostgreSQL connection string (URL or `key=value` pairs, as libpq takes it) of the
-    /// database the `postgres` sink fills. The reporter creates its run-log table
-    /// `report_run` there if it is missing.
+    /// The store the reports read (see [`open_store`](crate::open_store)): a PostgreSQL
+    /// connection string (`postgresql://…` URL or libpq `key=value` pairs) of the database
+    /// the `postgres` sink fills, where the reporter creates its run-log table `report_run`
+    /// if it is missing; or the path of the embedded SQLite store (`sqlite:PATH` or a plain
+    /// path, e.g. `loggr-data/loggr.db`), which has the run log in its schema.
     pub database: String,
     /// The time zone of the reports (time words, civil times shown): an IANA name, `UTC`, or
     /// `local` (the default: the system's zone). A report may set its own.
@@ -195,38 +197,8 @@ impl ReportKind {
     }
 }
 
-/// The column events are ordered by (then by time, then by id).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OrderBy {
-    /// The time of the event.
-    #[default]
-    Logtime,
-    /// The host.
-    Hostname,
-    /// The program.
-    Program,
-    /// The severity (most severe first: 0 is emergency).
-    Severity,
-    /// The facility.
-    Facility,
-    /// The storage order.
-    Id,
-}
-
-impl OrderBy {
-    /// The SQL `ORDER BY` list.
-    pub(crate) const fn sql(self) -> &'static str {
-        match self {
-            OrderBy::Logtime => "e.logtime, e.id",
-            OrderBy::Hostname => "e.hostname, e.logtime, e.id",
-            OrderBy::Program => "e.program, e.logtime, e.id",
-            OrderBy::Severity => "e.severity, e.logtime, e.id",
-            OrderBy::Facility => "e.facility, e.logtime, e.id",
-            OrderBy::Id => "e.id",
-        }
-    }
-}
+/// The column events are ordered by (then by time, then by id): the store's.
+pub use loggr_store::OrderBy;
 
 /// Where a report goes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]

@@ -1,12 +1,13 @@
-//! loggr's reports: BuzzSaw's reporter over the PostgreSQL store the `postgres` sink fills,
-//! and BuzzSaw's anonymiser.
+//! loggr's reports: BuzzSaw's reporter over loggr's event store — the embedded SQLite store
+//! of the all-in-one daemon or the PostgreSQL store the `postgres` sink fills, with the same
+//! code — and BuzzSaw's anonymiser.
 //!
 //! # A short tutorial
 //!
 //! Reports are listed by how often they run, in TOML:
 //!
 //! ```toml
-//! database = "postgresql://root@127.0.0.1/loggr"
+//! database = "postgresql://root@127.0.0.1/loggr"   # or the SQLite store: "loggr-data/loggr.db"
 //! timezone = "Europe/London"
 //!
 //! [[daily]]
@@ -31,29 +32,39 @@
 //! template = "generic.txt"
 //! ```
 //!
+//! `database` names the store ([`open_store`]): a `postgresql://…` URL (or libpq
+//! `key=value` pairs) for PostgreSQL, anything else — a path, or `sqlite:PATH` — for the
+//! SQLite file of the all-in-one daemon (`loggr-data/loggr.db` by default). The reports read
+//! the same things from either, through the [`Store`] trait.
+//!
 //! A program (the `reporter` example is one) builds a [`Reporter`] from the configuration
-//! and runs it against the database; cron calls it every hour, and each report runs when it
+//! and runs it against the store; cron calls it every hour, and each report runs when it
 //! is due (see [`schedule`]):
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), loggr_reports::ReportError> {
-//! use loggr_reports::{connect, Reporter, ReporterConfig, RunOptions};
+//! use loggr_reports::{open_store, Reporter, ReporterConfig, RunOptions};
 //!
 //! let config = ReporterConfig::from_file("reporter.toml".as_ref())?;
-//! let client = connect(&config.database).await?;
+//! let store = open_store(&config.database)?;
 //! let reporter = Reporter::new(config)?;
 //! let options = RunOptions { all: false, dryrun: false, periods: vec![], now: jiff::Timestamp::now() };
-//! let summary = reporter.run(&client, &options, &mut std::io::stdout()).await?;
+//! let summary = reporter.run(&*store, &options, &mut std::io::stdout()).await?;
 //! eprintln!("{} reports ran, {} failed", summary.ran.len(), summary.failed.len());
 //! # Ok(()) }
 //! ```
+//!
+//! A process that already holds a store — the all-in-one daemon and its `SqliteStore` —
+//! runs the reporter in-process instead: [`Reporter::run_due`] every few minutes, with its
+//! `Arc<dyn Store>`.
 //!
 //! A report selects the events of a time range ([`timewords`]: `yesterday` to `today`…),
 //! with any of its tags and of its program, ordered by a column, in a time zone
 //! ([`query`]); computes its results ([`report`]); renders a template with `events`,
 //! `results` and `params` ([`render`]: bundled templates, overridable from a directory); and
-//! prints it or sends it by mail ([`mail`]). The run is then recorded in the `report_run`
-//! table, which the reporter creates in the database if it is missing ([`query::RUN_LOG_SQL`]).
+//! prints it or sends it by mail ([`mail`]). The run is then recorded in the store's
+//! `report_run` table (in PostgreSQL the store creates it when it is missing:
+//! [`query::RUN_LOG_SQL`]; SQLite's schema has it).
 //!
 //! [`anonymise`] blanks the personal data of events older than a maximum age.
 
@@ -66,7 +77,10 @@ pub mod report;
 pub mod schedule;
 pub mod timewords;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use loggr_store::{Store, StoreError};
 
 pub use config::{AccountsConfig, OrderBy, OutputKind, ReportConfig, ReportKind, ReporterConfig};
 pub use mail::{MailConfig, MailError, Mailer, StartTls};
@@ -74,8 +88,8 @@ pub use report::{Rendered, Reporter, RunOptions, RunSummary};
 pub use schedule::{Decision, Period};
 pub use timewords::TimeWordError;
 
-/// The PostgreSQL client crate, at the version the reporter takes.
-pub use tokio_postgres;
+/// The store crate, at the version the reporter takes ([`open_store`] gives its [`Store`]).
+pub use loggr_store;
 
 /// A reporter or anonymiser failure.
 #[derive(Debug, thiserror::Error)]
@@ -129,14 +143,14 @@ pub enum ReportError {
         /// Why.
         why: String,
     },
-    /// A database statement failed.
+    /// The store cannot be opened, or one of its operations failed.
     #[error("cannot {what}")]
     Database {
         /// What was being done.
         what: &'static str,
         /// Why.
         #[source]
-        source: tokio_postgres::Error,
+        source: StoreError,
     },
     /// A template is missing, does not compile or failed to render.
     #[error("template `{name}` failed")]
@@ -156,35 +170,99 @@ pub enum ReportError {
 }
 
 impl ReportError {
-    pub(crate) fn db(what: &'static str, source: tokio_postgres::Error) -> Self {
+    pub(crate) fn db(what: &'static str, source: StoreError) -> Self {
         ReportError::Database { what, source }
     }
 
-    /// Whether running again later may succeed (the database or the mail server was
-    /// unreachable).
+    /// Whether running again later may succeed (the database was unreachable or busy, or
+    /// the mail server was unreachable).
     pub fn is_transient(&self) -> bool {
         match self {
-            ReportError::Database { source, .. } => source.as_db_error().is_none(),
+            ReportError::Database { source, .. } => store_error_is_transient(source),
             ReportError::Mail(error) => error.is_transient(),
             _ => false,
         }
     }
 }
 
-/// Connects to PostgreSQL without TLS and drives the connection on a spawned task (so
-/// within a tokio runtime).
+/// PostgreSQL: no answer from the server (a refusal has a SQLSTATE); SQLite: the database
+/// was busy or locked (`SQLITE_BUSY`, `SQLITE_LOCKED`).
+fn store_error_is_transient(error: &StoreError) -> bool {
+    const SQLITE_BUSY: i32 = 5;
+    const SQLITE_LOCKED: i32 = 6;
+    match error {
+        StoreError::Pg(error) => error.as_db_error().is_none(),
+        StoreError::Sqlite(error) => error
+            .sqlite_error()
+            .is_some_and(|e| matches!(e.extended_code & 0xff, SQLITE_BUSY | SQLITE_LOCKED)),
+        _ => false,
+    }
+}
+
+pub use loggr_store::is_postgres;
+
+/// Opens the store the reports read, as the `database` setting names it: PostgreSQL for a
+/// `postgresql://…` URL or libpq `key=value` pairs (a [`PgStore`](loggr_store::PgStore) that connects on first use
+/// and never touches the schema, which is the operator's; it creates only the run log table
+/// when missing), else the embedded SQLite store at that path (`sqlite:` prefix optional),
+/// which must exist already (the `loggr` daemon creates it).
 ///
 /// # Errors
 ///
-/// [`ReportError::Database`] when the server cannot be reached or refuses the login.
-pub async fn connect(url: &str) -> Result<tokio_postgres::Client, ReportError> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .map_err(|source| ReportError::db("connect to PostgreSQL", source))?;
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::warn!(%error, "The PostgreSQL connection failed");
+/// [`ReportError::Database`]: a PostgreSQL connection string that does not parse, no SQLite
+/// store at the path, or one that cannot be opened.
+pub fn open_store(database: &str) -> Result<Arc<dyn Store>, ReportError> {
+    if !is_postgres(database) {
+        // A report over a store that does not exist yet is a mistake, not an empty report.
+        let path = Path::new(
+            database
+                .trim()
+                .strip_prefix("sqlite:")
+                .unwrap_or(database.trim()),
+        );
+        if !path.is_file() {
+            return Err(ReportError::db(
+                "open the SQLite store",
+                StoreError::Io {
+                    path: path.display().to_string(),
+                    source: std::io::ErrorKind::NotFound.into(),
+                },
+            ));
         }
-    });
-    Ok(client)
+    }
+    loggr_store::open(database, "loggr-reports").map_err(|e| ReportError::db("open the store", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_or_sqlite_by_the_setting() {
+        for pg in [
+            "postgresql://root@127.0.0.1/loggr",
+            "postgres://h/db",
+            "host=/run/postgresql dbname=loggr",
+            "dbname=loggr",
+        ] {
+            assert!(is_postgres(pg), "{pg}");
+        }
+        for sqlite in [
+            "loggr-data/loggr.db",
+            "/var/lib/loggr/loggr.db",
+            "sqlite:loggr.db",
+            "sqlite:/a=b/loggr.db",
+        ] {
+            assert!(!is_postgres(sqlite), "{sqlite}");
+        }
+    }
+
+    #[test]
+    fn a_missing_sqlite_store_is_refused_not_created() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("none.db");
+        let error = open_store(&format!("sqlite:{}", path.display())).expect_err("refused");
+        assert!(matches!(error, ReportError::Database { .. }), "{error:?}");
+        assert!(!path.exists());
+    }
 }

@@ -23,9 +23,9 @@ use std::io::Write;
 
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
+use loggr_store::Store;
 use minijinja::Value;
 use serde::Serialize;
-use tokio_postgres::Client;
 
 use crate::config::{time_zone, OutputKind, ReportConfig, ReportKind, ReporterConfig};
 use crate::mail::{Envelope, Mailer};
@@ -164,16 +164,19 @@ impl Reporter {
     /// output is `stdout` are written to `out`, a blank line between two; in a dry run `out` gets
     /// one line per report that would run.
     ///
+    /// Works over any [`Store`]: a program opens one with [`open_store`](crate::open_store),
+    /// and the all-in-one daemon passes its own (see [`Reporter::run_due`]).
+    ///
     /// # Errors
     ///
-    /// Only when the run log cannot be created; report failures are in the summary.
+    /// None today (report failures, the store's included, are in the summary); the `Result`
+    /// leaves room for a failure of the whole run.
     pub async fn run(
         &self,
-        client: &Client,
+        store: &dyn Store,
         options: &RunOptions,
         out: &mut (dyn Write + Send),
     ) -> Result<RunSummary, ReportError> {
-        query::ensure_run_log(client).await?;
         let periods = if options.periods.is_empty() {
             Period::ALL.to_vec()
         } else {
@@ -185,7 +188,7 @@ impl Reporter {
             for report in self.config.reports(period) {
                 let name = report.name.clone();
                 match self
-                    .run_one(client, period, report, options, out, &mut printed)
+                    .run_one(store, period, report, options, out, &mut printed)
                     .await
                 {
                     Ok(true) => summary.ran.push((period, name)),
@@ -200,9 +203,47 @@ impl Reporter {
         Ok(summary)
     }
 
+    /// Runs the reports that are due at `now`, all periods (what cron's hourly `reporter
+    /// report` does): [`Reporter::run`] with `all` and `dryrun` off. The all-in-one daemon
+    /// calls it periodically (every few minutes) with its own store, e.g. its
+    /// [`SqliteStore`](loggr_store::SqliteStore) shared as `Arc<dyn Store>`: a report runs
+    /// once per period whatever the calling rate, as the run log in the store records.
+    ///
+    /// ```no_run
+    /// # async fn demo(reporter: loggr_reports::Reporter, store: std::sync::Arc<dyn loggr_store::Store>) {
+    /// let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));
+    /// loop {
+    ///     tick.tick().await;
+    ///     match reporter.run_due(&*store, jiff::Timestamp::now(), &mut std::io::sink()).await {
+    ///         Ok(summary) if !summary.failed.is_empty() => { /* logged already */ }
+    ///         Ok(_) => {}
+    ///         Err(error) => tracing::warn!(%error, "The reporter failed"),
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Reporter::run`].
+    pub async fn run_due(
+        &self,
+        store: &dyn Store,
+        now: Timestamp,
+        out: &mut (dyn Write + Send),
+    ) -> Result<RunSummary, ReportError> {
+        let options = RunOptions {
+            all: false,
+            dryrun: false,
+            periods: Vec::new(),
+            now,
+        };
+        self.run(store, &options, out).await
+    }
+
     async fn run_one(
         &self,
-        client: &Client,
+        store: &dyn Store,
         period: Period,
         report: &ReportConfig,
         options: &RunOptions,
@@ -210,7 +251,7 @@ impl Reporter {
         printed: &mut bool,
     ) -> Result<bool, ReportError> {
         let tz = self.report_tz(report)?;
-        let last = query::last_run(client, &report.name, period).await?;
+        let last = query::last_run(store, &report.name, period).await?;
         let decision = decide(
             period,
             last,
@@ -233,7 +274,7 @@ impl Reporter {
             return Ok(true);
         }
         tracing::info!(%period, report = %report.name, %decision, "Running a report");
-        let rendered = self.render(client, period, report, options.now).await?;
+        let rendered = self.render(store, period, report, options.now).await?;
         match report.output {
             OutputKind::Stdout => {
                 // One blank line between the reports of a run.
@@ -266,7 +307,7 @@ impl Reporter {
                 mailer.send(&envelope).await?;
             }
         }
-        query::record_run(client, &report.name, period, options.now).await?;
+        query::record_run(store, &report.name, period, options.now).await?;
         Ok(true)
     }
 
@@ -313,7 +354,7 @@ impl Reporter {
     /// A time word, the database, the template.
     pub async fn render(
         &self,
-        client: &Client,
+        store: &dyn Store,
         period: Period,
         report: &ReportConfig,
         now: Timestamp,
@@ -321,13 +362,13 @@ impl Reporter {
         let tz = self.report_tz(report)?;
         let selection = self.selection(period, report, now)?;
         let (events, event_count) = if report.with_events() {
-            query::events(client, &selection, &tz, report.limit).await?
+            query::events(store, &selection, &tz, report.limit).await?
         } else {
             (Vec::new(), 0)
         };
         let results = match report.kind {
-            ReportKind::Kernel => self.kernel_results(client, &selection).await?,
-            ReportKind::AuthFailure => self.auth_results(client, &selection).await?,
+            ReportKind::Kernel => self.kernel_results(store, &selection).await?,
+            ReportKind::AuthFailure => self.auth_results(store, &selection).await?,
             ReportKind::Sleep | ReportKind::Generic => {
                 Value::from(BTreeMap::<String, Value>::new())
             }
@@ -343,7 +384,7 @@ impl Reporter {
             timezone: tz.iana_name().unwrap_or("local").to_owned(),
             tags: selection.tags.clone(),
             program: selection.program.clone().unwrap_or_default(),
-            order_by: format!("{:?}", selection.order_by).to_lowercase(),
+            order_by: selection.order_by.name().to_owned(),
             event_count,
             truncated: event_count.saturating_sub(events.len() as u64),
         };
@@ -368,10 +409,10 @@ impl Reporter {
 
     async fn kernel_results(
         &self,
-        client: &Client,
+        store: &dyn Store,
         selection: &Selection,
     ) -> Result<Value, ReportError> {
-        let counts = query::tag_host_counts(client, selection).await?;
+        let counts = query::tag_host_counts(store, selection).await?;
         let mut order: Vec<(String, String)> = KERNEL_SECTIONS
             .iter()
             .filter(|(tag, _)| selection.tags.iter().any(|t| t == tag))
@@ -388,10 +429,10 @@ impl Reporter {
             .map(|(tag, title)| {
                 let mut hosts: Vec<HostCount> = counts
                     .iter()
-                    .filter(|(t, _, _)| *t == tag)
-                    .map(|(_, host, count)| HostCount {
-                        host: host.clone().unwrap_or_else(|| UNKNOWN.to_owned()),
-                        count: *count,
+                    .filter(|c| c.tag == tag)
+                    .map(|c| HostCount {
+                        host: c.host.clone().unwrap_or_else(|| UNKNOWN.to_owned()),
+                        count: c.count,
                     })
                     .collect();
                 hosts.sort_by(|a, b| a.host.cmp(&b.host));
@@ -414,10 +455,10 @@ impl Reporter {
 
     async fn auth_results(
         &self,
-        client: &Client,
+        store: &dyn Store,
         selection: &Selection,
     ) -> Result<Value, ReportError> {
-        let counts = query::auth_counts(client, selection).await?;
+        let counts = query::auth_counts(store, selection).await?;
         let total: i64 = counts.targets.iter().map(|(_, c)| c).sum();
         let user_count = counts.users.len();
         let target_count = counts.targets.len();

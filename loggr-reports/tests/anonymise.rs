@@ -1,30 +1,35 @@
-//! Anonymising old events over the loghub database: the dry run counts what the real run
-//! then changes (counts computed here with psql beforehand); old events lose `raw`,
-//! `message` and `userid` and their extra_info, keep their tags; newer events are
-//! untouched; a second run changes nothing.
+//! Anonymising old events over the loghub store, SQLite and PostgreSQL alike: the dry run
+//! counts what the real run then changes (counts computed here in SQL beforehand, outside
+//! the crate); old events lose `raw`, `message` and `userid` and their extra_info, keep
+//! their tags; newer events are untouched; a second run changes nothing.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
+#[macro_use]
 mod support;
 
 use jiff::tz::TimeZone;
 use loggr_reports::anonymise::{anonymise, cutoff, AnonymiseStats};
-use support::{input_lines, read_line, TestDb};
+use support::{input_lines, read_line, Kind, TestDb};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn old_events_are_blanked_and_their_fields_deleted_tags_kept() {
-    let db = TestDb::new("anonymise");
+both!(old_events_are_blanked_and_their_fields_deleted_tags_kept);
+
+async fn old_events_are_blanked_and_their_fields_deleted_tags_kept(kind: Kind) {
+    let db = TestDb::new(kind, "anonymise").await;
     let lines = input_lines();
     db.fill(&lines).await;
     // Give the events their raw bytes, as a source that keeps them would.
-    db.psql("UPDATE event SET raw = convert_to(coalesce(message, ''), 'UTF8')");
+    db.psql(db.pick(
+        "UPDATE event SET raw = convert_to(coalesce(message, ''), 'UTF8')",
+        "UPDATE event SET raw = CAST(coalesce(message, '') AS BLOB)",
+    ));
     // One day before 11 December 09:00 UTC: the cutoff falls in OpenSSH's morning, so old
     // events have fields (sshd's userid, source_address, auth_method) and newer ones too.
     let now = "2024-12-11T09:00:00Z".parse().unwrap();
     let cutoff = cutoff(now, "1 day", &TimeZone::UTC).unwrap();
     assert_eq!(cutoff.to_string(), "2024-12-10T09:00:00Z");
-    let old = "logtime < '2024-12-10 09:00:00+00'";
-    let new = "logtime >= '2024-12-10 09:00:00+00'";
+    let old = &format!("logtime < {}", db.at("2024-12-10T09:00:00Z"));
+    let new = &format!("logtime >= {}", db.at("2024-12-10T09:00:00Z"));
 
     // Independently: the old events by their lines, and psql's counts before.
     let old_lines = lines
@@ -59,8 +64,8 @@ async fn old_events_are_blanked_and_their_fields_deleted_tags_kept() {
         extra_info: old_fields,
     };
 
-    let mut client = loggr_reports::connect(&db.url()).await.unwrap();
-    let dry = anonymise(&mut client, cutoff, true).await.unwrap();
+    let store = db.store();
+    let dry = anonymise(store, cutoff, true).await.unwrap();
     assert_eq!(dry, expected);
     assert_eq!(
         db.count(&format!(
@@ -70,7 +75,7 @@ async fn old_events_are_blanked_and_their_fields_deleted_tags_kept() {
         "a dry run changes nothing"
     );
 
-    let done = anonymise(&mut client, cutoff, false).await.unwrap();
+    let done = anonymise(store, cutoff, false).await.unwrap();
     assert_eq!(done, expected);
     assert_eq!(
         db.psql(&format!(
@@ -105,11 +110,11 @@ async fn old_events_are_blanked_and_their_fields_deleted_tags_kept() {
 
     // Again: nothing left to do.
     assert_eq!(
-        anonymise(&mut client, cutoff, true).await.unwrap(),
+        anonymise(store, cutoff, true).await.unwrap(),
         AnonymiseStats::default()
     );
     assert_eq!(
-        anonymise(&mut client, cutoff, false).await.unwrap(),
+        anonymise(store, cutoff, false).await.unwrap(),
         AnonymiseStats::default()
     );
 }

@@ -2,10 +2,12 @@
 //! PyPI: `python3 -m pip install aiosmtpd`) storing what it receives in a Maildir. Checks the
 //! envelope (sender, To and Cc recipients), the headers (`Subject` from its template,
 //! `Precedence: bulk`), the body (the rendered report, line by line), the run log, and that
-//! a subject rendering a line break is refused before anything is sent.
+//! a subject rendering a line break is refused before anything is sent; over the SQLite and
+//! the PostgreSQL store alike.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
+#[macro_use]
 mod support;
 
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -14,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use loggr_reports::{Period, Reporter, ReporterConfig, RunOptions};
-use support::{input_lines, TestDb};
+use support::{input_lines, Kind, TestDb};
 
 /// `python3 -m aiosmtpd` on a free port, storing messages in a Maildir; killed on drop.
 struct SmtpServer {
@@ -122,7 +124,7 @@ cc = ["boss@example.org"]
 subject = "[loggr] {{{{ params.name }}}} for {{{{ params.start_local[:10] }}}}"
 {extra}
 "#,
-        db.url()
+        db.database()
     ))
     .unwrap()
 }
@@ -131,10 +133,11 @@ fn body(message: &str) -> String {
     message.split_once("\n\n").unwrap().1.replace("\r\n", "\n")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_report_is_mailed_with_its_headers_and_recorded() {
+both!(a_report_is_mailed_with_its_headers_and_recorded);
+
+async fn a_report_is_mailed_with_its_headers_and_recorded(kind: Kind) {
     let server = SmtpServer::start();
-    let db = TestDb::new("mail");
+    let db = TestDb::new(kind, "mail").await;
     db.fill(&input_lines()).await;
     let config = config(
         &db,
@@ -142,17 +145,16 @@ async fn a_report_is_mailed_with_its_headers_and_recorded() {
         "[[daily]]\nname = \"Kernel\"\nkind = \"kernel\"\noutput = \"mail\"\n",
     );
     let report = config.daily[0].clone();
-    let client = loggr_reports::connect(&db.url()).await.unwrap();
     let reporter = Reporter::new(config).unwrap();
     let now = "2024-12-11T06:00:00Z".parse().unwrap();
     let expected = reporter
-        .render(&client, Period::Daily, &report, now)
+        .render(db.store(), Period::Daily, &report, now)
         .await
         .unwrap();
     let mut stdout = Vec::new();
     let summary = reporter
         .run(
-            &client,
+            db.store(),
             &RunOptions {
                 all: false,
                 dryrun: false,
@@ -211,12 +213,11 @@ async fn a_report_is_mailed_with_its_headers_and_recorded() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_subject_with_a_line_break_is_refused_and_nothing_is_sent() {
+both!(a_subject_with_a_line_break_is_refused_and_nothing_is_sent);
+
+async fn a_subject_with_a_line_break_is_refused_and_nothing_is_sent(kind: Kind) {
     let server = SmtpServer::start();
-    let db = TestDb::new("inject");
-    let client = loggr_reports::connect(&db.url()).await.unwrap();
-    loggr_sinks::postgres::migrate(&client).await.unwrap();
+    let db = TestDb::new(kind, "inject").await;
     // The template itself has no line break (the configuration check would refuse it); what
     // it renders has one.
     let config = config(
@@ -233,7 +234,7 @@ subject = '{{ params.tags|join("\r\nBcc: victim@example.org\r\n") }}'
     let reporter = Reporter::new(config).unwrap();
     let summary = reporter
         .run(
-            &client,
+            db.store(),
             &RunOptions {
                 all: false,
                 dryrun: false,
@@ -262,7 +263,7 @@ subject = '{{ params.tags|join("\r\nBcc: victim@example.org\r\n") }}'
     // A line break in the configuration itself is refused when it is read.
     let error = ReporterConfig::from_toml(&format!(
         "database = \"{}\"\n[mail]\nserver = \"x\"\nfrom = \"a@example.org\"\nto = [\"a@example.org\\r\\nBcc: b@example.org\"]\n",
-        db.url()
+        db.database()
     ))
     .unwrap_err();
     assert!(

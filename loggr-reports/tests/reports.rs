@@ -1,11 +1,14 @@
 //! The bundled reports (Kernel, AuthFailure, Sleep) and a generic one, rendered from a
-//! database filled with loghub's lines and `testdata/kernel_sleep.log` through the BuzzSaw
-//! stack and the `postgres` sink; each output is checked line by line against lines
-//! computed here from the input files. And the run log: never ran, not due, `--all`,
-//! `--dryrun`, one period only.
+//! store filled with loghub's lines and `testdata/kernel_sleep.log` through the BuzzSaw
+//! stack and `Store::insert`; each output is checked line by line against lines computed
+//! here from the input files. And the run log: never ran, not due, `--all`, `--dryrun`, one
+//! period only; and the reporter driven in-process from another task, as the all-in-one
+//! daemon does. Every check runs twice: over the embedded SQLite store and over PostgreSQL
+//! (`both!`), with the same expected output.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
+#[macro_use]
 mod support;
 
 use std::collections::{BTreeMap, HashSet};
@@ -13,7 +16,7 @@ use std::collections::{BTreeMap, HashSet};
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use loggr_reports::{Period, ReportConfig, ReportKind, Reporter, ReporterConfig, RunOptions};
-use support::{input_lines, read_line, Line, TestDb};
+use support::{input_lines, read_line, Kind, Line, TestDb};
 
 fn t(s: &str) -> Timestamp {
     s.parse().unwrap()
@@ -26,17 +29,16 @@ const NOW: &str = "2024-12-11T06:00:00Z";
 fn config(db: &TestDb, extra: &str) -> ReporterConfig {
     ReporterConfig::from_toml(&format!(
         "database = \"{}\"\ntimezone = \"UTC\"\n{extra}",
-        db.url()
+        db.database()
     ))
     .unwrap()
 }
 
 async fn render(db: &TestDb, config: ReporterConfig, period: Period, index: usize) -> String {
-    let client = loggr_reports::connect(&db.url()).await.unwrap();
     let report = config.reports(period)[index].clone();
     let reporter = Reporter::new(config).unwrap();
     reporter
-        .render(&client, period, &report, t(NOW))
+        .render(db.store(), period, &report, t(NOW))
         .await
         .unwrap()
         .body
@@ -105,9 +107,10 @@ fn plural(n: usize, word: &str, suffix: &str) -> String {
     format!("{n} {word}{}", if n == 1 { "" } else { suffix })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kernel_report_lists_hosts_per_problem_in_severity_order() {
-    let db = TestDb::new("kernel");
+both!(kernel_report_lists_hosts_per_problem_in_severity_order);
+
+async fn kernel_report_lists_hosts_per_problem_in_severity_order(kind: Kind) {
+    let db = TestDb::new(kind, "kernel").await;
     db.fill(&input_lines()).await;
     let config = config(&db, "[[daily]]\nname = \"Kernel\"\nkind = \"kernel\"\n");
     let body = render(&db, config, Period::Daily, 0).await;
@@ -151,9 +154,10 @@ async fn kernel_report_lists_hosts_per_problem_in_severity_order() {
     assert!(!body.contains("edge9") && !body.contains("node-z") && !body.contains("node-y"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn auth_failure_report_counts_top_ten_and_never_prints_unknown_user_names() {
-    let db = TestDb::new("auth");
+both!(auth_failure_report_counts_top_ten_and_never_prints_unknown_user_names);
+
+async fn auth_failure_report_counts_top_ten_and_never_prints_unknown_user_names(kind: Kind) {
+    let db = TestDb::new(kind, "auth").await;
     db.fill(&input_lines()).await;
     let dir = tempfile::tempdir().unwrap();
     let passwd = dir.path().join("passwd");
@@ -292,9 +296,10 @@ end = "2024-12-10T09:00:00"
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sleep_report_is_csv_in_the_report_time_zone() {
-    let db = TestDb::new("sleep");
+both!(sleep_report_is_csv_in_the_report_time_zone);
+
+async fn sleep_report_is_csv_in_the_report_time_zone(kind: Kind) {
+    let db = TestDb::new(kind, "sleep").await;
     db.fill(&input_lines()).await;
     let config = config(
         &db,
@@ -333,9 +338,10 @@ async fn sleep_report_is_csv_in_the_report_time_zone() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_generic_report_from_configuration_alone_and_a_user_template() {
-    let db = TestDb::new("generic");
+both!(a_generic_report_from_configuration_alone_and_a_user_template);
+
+async fn a_generic_report_from_configuration_alone_and_a_user_template(kind: Kind) {
+    let db = TestDb::new(kind, "generic").await;
     db.fill(&input_lines()).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -409,11 +415,10 @@ template = "logins.txt"
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_run_log_runs_reports_when_due() {
-    let db = TestDb::new("runlog");
-    let client = loggr_reports::connect(&db.url()).await.unwrap();
-    loggr_sinks::postgres::migrate(&client).await.unwrap();
+both!(the_run_log_runs_reports_when_due);
+
+async fn the_run_log_runs_reports_when_due(kind: Kind) {
+    let db = TestDb::new(kind, "runlog").await;
     let config = config(
         &db,
         r#"
@@ -442,7 +447,7 @@ tags = ["x"]
 
     // A dry run says what would run and records nothing.
     let summary = reporter
-        .run(&client, &run(NOW, false, true, vec![]), &mut out)
+        .run(db.store(), &run(NOW, false, true, vec![]), &mut out)
         .await
         .unwrap();
     assert_eq!(names(&summary.ran), ["hourly:H", "daily:D", "monthly:M"]);
@@ -454,7 +459,7 @@ tags = ["x"]
 
     // Never ran: all three run and are recorded at `now`.
     let summary = reporter
-        .run(&client, &run(NOW, false, false, vec![]), &mut out)
+        .run(db.store(), &run(NOW, false, false, vec![]), &mut out)
         .await
         .unwrap();
     assert_eq!(names(&summary.ran), ["hourly:H", "daily:D", "monthly:M"]);
@@ -469,7 +474,10 @@ tags = ["x"]
         "{printed}"
     );
     assert_eq!(
-        db.psql("SELECT period, name, last_run AT TIME ZONE 'UTC' FROM report_run ORDER BY 1, 2"),
+        db.psql(&format!(
+            "SELECT period, name, {} FROM report_run ORDER BY 1, 2",
+            db.utc_text("last_run")
+        )),
         [
             "daily|D|2024-12-11 06:00:00",
             "hourly|H|2024-12-11 06:00:00",
@@ -480,7 +488,7 @@ tags = ["x"]
     // An hour later: only the hourly one is due.
     let summary = reporter
         .run(
-            &client,
+            db.store(),
             &run("2024-12-11T07:00:00Z", false, false, vec![]),
             &mut out,
         )
@@ -492,7 +500,7 @@ tags = ["x"]
     // --all runs the selected periods whatever the log says.
     let summary = reporter
         .run(
-            &client,
+            db.store(),
             &run(
                 "2024-12-11T07:10:00Z",
                 true,
@@ -508,7 +516,7 @@ tags = ["x"]
     // Cron calling `daily` only, the next day at 07:09 (within the slack of 07:10).
     let summary = reporter
         .run(
-            &client,
+            db.store(),
             &run("2024-12-12T07:09:00Z", false, false, vec![Period::Daily]),
             &mut out,
         )
@@ -521,7 +529,7 @@ tags = ["x"]
     // for 11 January.
     let summary = reporter
         .run(
-            &client,
+            db.store(),
             &run("2025-01-10T07:00:00Z", false, false, vec![]),
             &mut out,
         )
@@ -531,7 +539,7 @@ tags = ["x"]
     assert_eq!(names(&summary.not_due), ["monthly:M"]);
     let summary = reporter
         .run(
-            &client,
+            db.store(),
             &run("2025-01-11T07:10:00Z", false, false, vec![Period::Monthly]),
             &mut out,
         )
@@ -553,7 +561,7 @@ tags = ["x"]
     let summary = Reporter::new(bad)
         .unwrap()
         .run(
-            &client,
+            db.store(),
             &run("2025-02-01T00:00:00Z", false, false, vec![Period::Daily]),
             &mut out,
         )
@@ -569,5 +577,60 @@ tags = ["x"]
     assert_eq!(
         db.count("SELECT count(*) FROM report_run WHERE name = 'Broken'"),
         0
+    );
+}
+
+both!(a_reporter_runs_in_process_from_a_task_over_a_shared_store);
+
+/// What the all-in-one daemon does: a task holding the reporter and the daemon's own store
+/// (`Arc<dyn Store>`) calls `run_due` periodically; each report runs once per period,
+/// whatever the calling rate, and renders the same report the `reporter` program would.
+async fn a_reporter_runs_in_process_from_a_task_over_a_shared_store(kind: Kind) {
+    let db = TestDb::new(kind, "inproc").await;
+    db.fill(&input_lines()).await;
+    let config = config(&db, "[[daily]]\nname = \"Kernel\"\nkind = \"kernel\"\n");
+    let report = config.daily[0].clone();
+    let reporter = std::sync::Arc::new(Reporter::new(config).unwrap());
+    let expected = reporter
+        .render(db.store(), Period::Daily, &report, t(NOW))
+        .await
+        .unwrap()
+        .body;
+    // The daemon's own store, shared with its sinks and web frontend.
+    let store: std::sync::Arc<dyn loggr_store::Store> =
+        loggr_reports::open_store(&db.database()).unwrap();
+    let task = {
+        let (reporter, store) = (reporter.clone(), store.clone());
+        tokio::spawn(async move {
+            let mut outputs = Vec::new();
+            for now in [NOW, "2024-12-11T06:05:00Z", "2024-12-12T06:00:00Z"] {
+                let mut out = Vec::new();
+                let summary = reporter.run_due(&*store, t(now), &mut out).await.unwrap();
+                outputs.push((summary.ran.len(), String::from_utf8(out).unwrap()));
+            }
+            outputs
+        })
+    };
+    let outputs = task.await.unwrap();
+    assert_eq!(outputs[0], (1, expected), "due: never ran");
+    assert_eq!(
+        outputs[1],
+        (0, String::new()),
+        "five minutes later: not due"
+    );
+    assert_eq!(outputs[2].0, 1, "the next day: due again");
+    assert!(
+        outputs[2]
+            .1
+            .starts_with("Kernel report, 2024-12-11 00:00:00 to 2024-12-12 00:00:00 (UTC)"),
+        "{}",
+        outputs[2].1
+    );
+    assert_eq!(
+        db.psql(&format!(
+            "SELECT period, name, {} FROM report_run",
+            db.utc_text("last_run")
+        )),
+        ["daily|Kernel|2024-12-12 06:00:00"]
     );
 }

@@ -29,8 +29,10 @@
 //! ```
 
 pub mod model;
+mod open;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod report;
 pub mod row;
 #[cfg(feature = "sqlite")]
 pub mod sink;
@@ -40,11 +42,16 @@ pub mod sqlite;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use jiff::Timestamp;
 use loggr_core::Event;
 
 pub use model::{EventDetail, EventFilter, EventSummary, InsertStats, StoreStatus};
+pub use open::{is_postgres, open};
 #[cfg(feature = "postgres")]
 pub use postgres::PgStore;
+pub use report::{
+    AnonymiseCounts, AuthCounts, OrderBy, ReportEvent, ReportQuery, Selection, TagHostCount,
+};
 #[cfg(feature = "sqlite")]
 pub use sink::{SqliteSinkConfig, StoreSink};
 #[cfg(feature = "sqlite")]
@@ -72,6 +79,9 @@ pub enum StoreError {
     /// Writing to PostgreSQL failed (the `postgres` sink's error).
     #[error("PostgreSQL: {0}")]
     Postgres(String),
+    /// The setting names a backend this build of loggr-store lacks (a cargo feature).
+    #[error("this build has no {0} store (cargo feature `{0}` of loggr-store)")]
+    Unsupported(&'static str),
     /// The store's file or directory cannot be used.
     #[error("{path}: {source}")]
     Io {
@@ -146,4 +156,63 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ///
     /// The store is unreachable.
     async fn status(&self, window: Duration) -> Result<StoreStatus, StoreError>;
+
+    /// The reporter's events: up to `limit` events of `selection` in its order, each with
+    /// its tags (sorted) and extra_info fields; and how many the selection has in all.
+    ///
+    /// # Errors
+    ///
+    /// The query failed.
+    async fn report_events(
+        &self,
+        selection: &Selection,
+        limit: u32,
+    ) -> Result<(Vec<ReportEvent>, u64), StoreError>;
+
+    /// For each tag of `selection` and each host with events of that tag, how many (the
+    /// Kernel report), sorted by tag then host. A selection without tags counts nothing.
+    ///
+    /// # Errors
+    ///
+    /// The query failed.
+    async fn tag_host_counts(&self, selection: &Selection)
+        -> Result<Vec<TagHostCount>, StoreError>;
+
+    /// The events of `selection` counted by user, by host and by source address (the
+    /// AuthFailure report), each list sorted by value.
+    ///
+    /// # Errors
+    ///
+    /// The query failed.
+    async fn auth_counts(&self, selection: &Selection) -> Result<AuthCounts, StoreError>;
+
+    /// When the report `name` of `period` (`hourly`, `daily`, `weekly`, `monthly`) last ran,
+    /// from the run log (`report_run`); `None` when it never did.
+    ///
+    /// # Errors
+    ///
+    /// The query failed, or the run log cannot be created (PostgreSQL).
+    async fn last_run(&self, name: &str, period: &str) -> Result<Option<Timestamp>, StoreError>;
+
+    /// Records in the run log that the report `name` of `period` ran at `at`.
+    ///
+    /// # Errors
+    ///
+    /// The statement failed (an unknown `period` included).
+    async fn record_run(&self, name: &str, period: &str, at: Timestamp) -> Result<(), StoreError>;
+
+    /// Anonymises the events older than `before` (BuzzSaw's `anonymisedata`): those that
+    /// still hold any of `raw`, `message` or `userid` get `raw` and `userid` NULL and
+    /// `message` `''`, and every `extra_info` row of an event older than `before` is
+    /// deleted; tags, times, hosts and programs stay. One transaction. With `dryrun`, only
+    /// counts what would change. Running it again changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// A statement failed; nothing changed (the transaction rolled back).
+    async fn anonymise(
+        &self,
+        before: Timestamp,
+        dryrun: bool,
+    ) -> Result<AnonymiseCounts, StoreError>;
 }

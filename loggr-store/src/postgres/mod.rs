@@ -4,6 +4,7 @@
 //! indexes (see [`query`]).
 
 pub mod query;
+mod report;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +18,9 @@ use tokio::sync::Mutex;
 use tokio_postgres::Client;
 
 use crate::model::{EventDetail, EventFilter, EventSummary, InsertStats, StoreStatus};
+use crate::report::{
+    AnonymiseCounts, AuthCounts, ReportEvent, ReportQuery, Selection, TagHostCount,
+};
 use crate::{Store, StoreError};
 
 /// The PostgreSQL store: a writing sink and a reading connection, each (re)connected on
@@ -79,6 +83,24 @@ impl PgStore {
         let client = Arc::new(client);
         *reader = Some(Arc::clone(&client));
         Ok(client)
+    }
+}
+
+impl PgStore {
+    /// `EXPLAIN (ANALYZE, BUFFERS)` of a report query, exactly as
+    /// [`Store::report_events`], [`Store::tag_host_counts`] or [`Store::auth_counts`] run
+    /// it: the plan and its timings, one line each (for benchmarks, and to check that the
+    /// indexes are used). PostgreSQL only.
+    ///
+    /// # Errors
+    ///
+    /// The server cannot be reached, or the statement failed.
+    pub async fn explain_report(
+        &self,
+        query: ReportQuery,
+        selection: &Selection,
+    ) -> Result<Vec<String>, StoreError> {
+        report::explain(&*self.client().await?, query, selection).await
     }
 }
 
@@ -197,5 +219,40 @@ impl Store for PgStore {
             recent: row.try_get(0)?,
             newest: row.try_get(1)?,
         })
+    }
+
+    async fn report_events(
+        &self,
+        selection: &Selection,
+        limit: u32,
+    ) -> Result<(Vec<ReportEvent>, u64), StoreError> {
+        report::report_events(&*self.client().await?, selection, limit).await
+    }
+
+    async fn tag_host_counts(
+        &self,
+        selection: &Selection,
+    ) -> Result<Vec<TagHostCount>, StoreError> {
+        report::tag_host_counts(&*self.client().await?, selection).await
+    }
+
+    async fn auth_counts(&self, selection: &Selection) -> Result<AuthCounts, StoreError> {
+        report::auth_counts(&*self.client().await?, selection).await
+    }
+
+    async fn last_run(&self, name: &str, period: &str) -> Result<Option<Timestamp>, StoreError> {
+        report::last_run(&*self.client().await?, name, period).await
+    }
+
+    async fn record_run(&self, name: &str, period: &str, at: Timestamp) -> Result<(), StoreError> {
+        report::record_run(&*self.client().await?, name, period, at).await
+    }
+
+    async fn anonymise(
+        &self,
+        before: Timestamp,
+        dryrun: bool,
+    ) -> Result<AnonymiseCounts, StoreError> {
+        report::anonymise(&*self.client().await?, before, dryrun).await
     }
 }

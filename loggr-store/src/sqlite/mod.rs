@@ -25,6 +25,7 @@ use serde::Deserialize;
 use crate::model::{
     contains_pattern, EventDetail, EventFilter, EventSummary, InsertStats, StoreStatus,
 };
+use crate::report::{AnonymiseCounts, AuthCounts, ReportEvent, Selection, TagHostCount};
 use crate::row::{extra_rows, is_detailed, store_text, structured_data_json, tag_names, userid};
 use crate::{Store, StoreError};
 
@@ -460,6 +461,209 @@ fn status(conn: &Connection, window: Duration) -> Result<StoreStatus, StoreError
     })
 }
 
+// ---- The reporter's operations (see `crate::report`). ----
+
+/// `event e`'s rows with any of some tags.
+const TAG_FILTER: &str = "EXISTS (SELECT 1 FROM tag t WHERE t.event = e.id AND t.name IN (";
+
+/// Events older than `?1` that still hold personal data.
+const OLD_WITH_DATA: &str = "logtime < ?1 AND \
+    (raw IS NOT NULL OR userid IS NOT NULL OR (message IS NOT NULL AND message <> ''))";
+const COUNT_OLD_FIELDS: &str =
+    "SELECT count(*) FROM extra_info WHERE event IN (SELECT id FROM event WHERE logtime < ?1)";
+const DELETE_OLD_FIELDS: &str =
+    "DELETE FROM extra_info WHERE event IN (SELECT id FROM event WHERE logtime < ?1)";
+
+/// `?N, ?N+1, …` for `count` parameters after `before` of them.
+fn placeholders(before: usize, count: usize) -> String {
+    (before + 1..=before + count)
+        .map(|n| format!("?{n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The `WHERE` clause over `event e` of a selection and its parameters (from `?1`).
+fn selection_filter(selection: &Selection) -> (String, Vec<SqlValue>) {
+    let mut sql = String::from("e.logtime >= ?1 AND e.logtime < ?2");
+    let mut values = vec![
+        SqlValue::Integer(micros(selection.start)),
+        SqlValue::Integer(micros(selection.end)),
+    ];
+    if let Some(program) = &selection.program {
+        values.push(SqlValue::Text(program.clone()));
+        sql.push_str(&format!(" AND e.program = ?{}", values.len()));
+    }
+    if !selection.tags.is_empty() {
+        sql.push_str(&format!(
+            " AND {TAG_FILTER}{}))",
+            placeholders(values.len(), selection.tags.len())
+        ));
+        values.extend(selection.tags.iter().cloned().map(SqlValue::Text));
+    }
+    (sql, values)
+}
+
+fn report_events(
+    conn: &Connection,
+    selection: &Selection,
+    limit: u32,
+) -> Result<(Vec<ReportEvent>, u64), StoreError> {
+    // One snapshot for the count and the rows.
+    let tx = conn.unchecked_transaction()?;
+    let (filter, mut values) = selection_filter(selection);
+    let total: i64 = tx
+        .prepare_cached(&format!("SELECT count(*) FROM event e WHERE {filter}"))?
+        .query_row(rusqlite::params_from_iter(values.iter()), |r| r.get(0))?;
+    values.push(SqlValue::Integer(i64::from(limit)));
+    let sql = format!(
+        "SELECT e.id, e.logtime, e.hostname, e.program, e.pid, e.severity, e.facility, \
+         e.userid, e.message FROM event e WHERE {filter} ORDER BY {} LIMIT ?{}",
+        selection.order_by.sql(),
+        values.len()
+    );
+    let mut events = Vec::new();
+    {
+        let mut statement = tx.prepare_cached(&sql)?;
+        let mut rows = statement.query(rusqlite::params_from_iter(values))?;
+        let mut tags = tx.prepare_cached(SELECT_TAGS)?;
+        let mut fields = tx.prepare_cached(
+            "SELECT name, val FROM extra_info WHERE event = ?1 ORDER BY name, rowid",
+        )?;
+        while let Some(row) = rows.next()? {
+            let id: i64 = row.get(0)?;
+            let mut event = ReportEvent {
+                id,
+                logtime: timestamp("logtime", row.get(1)?)?,
+                hostname: row.get(2)?,
+                program: row.get(3)?,
+                pid: row.get(4)?,
+                severity: row.get(5)?,
+                facility: row.get(6)?,
+                userid: row.get(7)?,
+                message: row.get(8)?,
+                tags: tags
+                    .query_map([id], |r| r.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()?,
+                fields: std::collections::BTreeMap::new(),
+            };
+            let mut values = fields.query([id])?;
+            while let Some(value) = values.next()? {
+                event
+                    .fields
+                    .entry(value.get(0)?)
+                    .or_default()
+                    .push(value.get(1)?);
+            }
+            events.push(event);
+        }
+    }
+    Ok((events, u64::try_from(total).unwrap_or_default()))
+}
+
+fn tag_host_counts(
+    conn: &Connection,
+    selection: &Selection,
+) -> Result<Vec<TagHostCount>, StoreError> {
+    if selection.tags.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (filter, mut values) = selection_filter(&selection.without_tags());
+    let tags = placeholders(values.len(), selection.tags.len());
+    values.extend(selection.tags.iter().cloned().map(SqlValue::Text));
+    let sql = format!(
+        "SELECT t.name, e.hostname, count(*) FROM tag t JOIN event e ON e.id = t.event \
+         WHERE t.name IN ({tags}) AND {filter} GROUP BY t.name, e.hostname"
+    );
+    let mut counts = conn
+        .prepare_cached(&sql)?
+        .query_map(rusqlite::params_from_iter(values), |r| {
+            Ok(TagHostCount {
+                tag: r.get(0)?,
+                host: r.get(1)?,
+                count: r.get(2)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    crate::report::sort_tag_host_counts(&mut counts);
+    Ok(counts)
+}
+
+/// PostgreSQL's one `GROUPING SETS` pass as three `GROUP BY`s, in one snapshot.
+fn auth_counts(conn: &Connection, selection: &Selection) -> Result<AuthCounts, StoreError> {
+    let tx = conn.unchecked_transaction()?;
+    let (filter, values) = selection_filter(selection);
+    let group = |key: &str| -> Result<Vec<(Option<String>, i64)>, StoreError> {
+        let sql = format!("SELECT {key} AS k, count(*) FROM event e WHERE {filter} GROUP BY k");
+        let rows = tx
+            .prepare_cached(&sql)?
+            .query_map(rusqlite::params_from_iter(values.iter()), |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    };
+    let mut counts = AuthCounts {
+        users: group("e.userid")?,
+        targets: group("e.hostname")?,
+        sources: group(
+            "(SELECT x.val FROM extra_info x WHERE x.event = e.id \
+             AND x.name = 'source_address' ORDER BY x.rowid LIMIT 1)",
+        )?,
+    };
+    counts.sort();
+    Ok(counts)
+}
+
+fn last_run(conn: &Connection, name: &str, period: &str) -> Result<Option<Timestamp>, StoreError> {
+    conn.prepare_cached("SELECT last_run FROM report_run WHERE name = ?1 AND period = ?2")?
+        .query_row(params![name, period], |r| r.get::<_, i64>(0))
+        .optional()?
+        .map(|m| timestamp("last_run", m))
+        .transpose()
+}
+
+fn record_run(
+    conn: &Connection,
+    name: &str,
+    period: &str,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO report_run (name, period, last_run) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (name, period) DO UPDATE SET last_run = excluded.last_run",
+    )?
+    .execute(params![name, period, micros(at)])?;
+    Ok(())
+}
+
+fn count_anonymise(conn: &Connection, before: Timestamp) -> Result<AnonymiseCounts, StoreError> {
+    let tx = conn.unchecked_transaction()?;
+    let events: i64 = tx.query_row(
+        &format!("SELECT count(*) FROM event WHERE {OLD_WITH_DATA}"),
+        [micros(before)],
+        |r| r.get(0),
+    )?;
+    let extra_info: i64 = tx.query_row(COUNT_OLD_FIELDS, [micros(before)], |r| r.get(0))?;
+    Ok(AnonymiseCounts {
+        events: u64::try_from(events).unwrap_or_default(),
+        extra_info: u64::try_from(extra_info).unwrap_or_default(),
+    })
+}
+
+fn anonymise(conn: &mut Connection, before: Timestamp) -> Result<AnonymiseCounts, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let events = tx.execute(
+        &format!("UPDATE event SET raw = NULL, message = '', userid = NULL WHERE {OLD_WITH_DATA}"),
+        [micros(before)],
+    )?;
+    let extra_info = tx.execute(DELETE_OLD_FIELDS, [micros(before)])?;
+    tx.commit()?;
+    Ok(AnonymiseCounts {
+        events: events as u64,
+        extra_info: extra_info as u64,
+    })
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
@@ -484,6 +688,46 @@ impl Store for SqliteStore {
 
     async fn status(&self, window: Duration) -> Result<StoreStatus, StoreError> {
         self.with_reader(|conn| status(conn, window))
+    }
+
+    async fn report_events(
+        &self,
+        selection: &Selection,
+        limit: u32,
+    ) -> Result<(Vec<ReportEvent>, u64), StoreError> {
+        self.with_reader(|conn| report_events(conn, selection, limit))
+    }
+
+    async fn tag_host_counts(
+        &self,
+        selection: &Selection,
+    ) -> Result<Vec<TagHostCount>, StoreError> {
+        self.with_reader(|conn| tag_host_counts(conn, selection))
+    }
+
+    async fn auth_counts(&self, selection: &Selection) -> Result<AuthCounts, StoreError> {
+        self.with_reader(|conn| auth_counts(conn, selection))
+    }
+
+    async fn last_run(&self, name: &str, period: &str) -> Result<Option<Timestamp>, StoreError> {
+        self.with_reader(|conn| last_run(conn, name, period))
+    }
+
+    async fn record_run(&self, name: &str, period: &str, at: Timestamp) -> Result<(), StoreError> {
+        self.with_writer(|conn| record_run(conn, name, period, at))
+    }
+
+    async fn anonymise(
+        &self,
+        before: Timestamp,
+        dryrun: bool,
+    ) -> Result<AnonymiseCounts, StoreError> {
+        if dryrun {
+            return self.with_reader(|conn| count_anonymise(conn, before));
+        }
+        let counts = self.with_writer(|conn| anonymise(conn, before))?;
+        tracing::info!(%before, events = counts.events, extra_info = counts.extra_info, "Anonymised old events");
+        Ok(counts)
     }
 }
 
