@@ -373,3 +373,84 @@ fn a_file_is_recorded_only_when_its_events_were_stored() {
     assert_eq!(db2.count("SELECT count(*) FROM log"), 0);
     assert_eq!(db2.count("SELECT count(*) FROM current_processing"), 0);
 }
+
+/// The same importer, configured for the embedded store: SQLite ledger and sink in one file.
+fn sqlite_config(dir: &Path, tree: &Path, db: &Path) -> PathBuf {
+    let path = dir.join("importer-sqlite.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[pipeline]
+grace_period = "5s"
+
+[[sources]]
+type = "files"
+name = "files"
+directories = ["{tree}"]
+format = "auto"
+ledger = {{ type = "sqlite", path = "{db}" }}
+
+[[filters]]
+type = "buzzsaw"
+keep_uninteresting = true
+
+[[sinks]]
+type = "sqlite"
+path = "{db}"
+batch = {{ max_events = 2000, linger = "20ms" }}
+"#,
+            tree = tree.display(),
+            db = db.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn the_embedded_store_imports_each_content_once_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("copies")).unwrap();
+    let read = |name: &str| std::fs::read_to_string(loghub(name)).unwrap();
+    std::fs::copy(loghub("Linux_2k.log"), tree.join("Linux_2k.log")).unwrap();
+    compress(
+        "gzip",
+        &loghub("OpenSSH_2k.log"),
+        &tree.join("OpenSSH_2k.log.gz"),
+    );
+    std::fs::copy(loghub("Linux_2k.log"), tree.join("copies/renamed.log")).unwrap();
+    let db = dir.path().join("data/loggr.db");
+    let config = sqlite_config(dir.path(), &tree, &db);
+    let rows = || -> (u64, u64) {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.query_row(
+            "SELECT (SELECT count(*) FROM event), (SELECT count(*) FROM log)",
+            [],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+        )
+        .unwrap()
+    };
+    let expected = distinct_lines(&[read("Linux_2k.log"), read("OpenSSH_2k.log")]);
+
+    let first = import(&config, &[]);
+    assert_success(&first);
+    assert_eq!(
+        summary(&first),
+        (3, 2, 1, 0),
+        "examined, accepted, skipped, failed"
+    );
+    assert_eq!(rows(), (expected, 2));
+    let again = import(&config, &[]);
+    assert_success(&again);
+    assert_eq!(summary(&again), (3, 0, 3, 0));
+    let readall = import(&config, &["--readall"]);
+    assert_success(&readall);
+    assert_eq!(
+        summary(&readall),
+        (3, 2, 1, 0),
+        "--readall reads each content again, once"
+    );
+    assert_eq!(rows(), (expected, 2), "--readall adds no row");
+}

@@ -3,7 +3,8 @@
 //! importers can share a tree).
 //!
 //! `PgLedger` keeps it in loggr's PostgreSQL tables `log` and `current_processing`
-//! (feature `postgres`); [`MemoryLedger`] keeps it for the life of the process (tests, one-off
+//! (feature `postgres`), `SqliteLedger` in the same tables of the embedded SQLite store
+//! (feature `sqlite`); [`MemoryLedger`] keeps it for the life of the process (tests, one-off
 //! imports to a file).
 
 use std::collections::{HashMap, HashSet};
@@ -71,6 +72,18 @@ pub trait FileLedger: Send + Sync + 'static {
     async fn release(&self, digest: &ContentDigest) -> Result<(), LedgerError>;
 }
 
+/// This importer's name in `current_processing.owner`: `host:pid:nonce`, so that an importer
+/// refreshes, completes and releases only its own locks.
+pub(crate) fn importer_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{host}:{}:{nanos:08x}", std::process::id())
+}
+
 /// The `ledger` key of the `files` source.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -88,9 +101,18 @@ pub enum LedgerConfig {
         #[serde(default = "default_stale_after", with = "loggr_core::config::duration")]
         stale_after: Duration,
     },
+    /// The embedded store's tables `log` and `current_processing` (created when missing).
+    #[cfg(feature = "sqlite")]
+    Sqlite {
+        /// The SQLite database file (the `sqlite` sink's `path`).
+        path: std::path::PathBuf,
+        /// A lock older than this is another importer's that died: taken over (default 1h).
+        #[serde(default = "default_stale_after", with = "loggr_core::config::duration")]
+        stale_after: Duration,
+    },
 }
 
-#[cfg(feature = "postgres")]
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 fn default_stale_after() -> Duration {
     Duration::from_secs(3600)
 }
@@ -104,6 +126,10 @@ impl LedgerConfig {
             LedgerConfig::Postgres { url, stale_after } => {
                 Box::new(PgLedger::new(url, stale_after))
             }
+            #[cfg(feature = "sqlite")]
+            LedgerConfig::Sqlite { path, stale_after } => {
+                Box::new(super::sqlite_ledger::SqliteLedger::new(path, stale_after))
+            }
         }
     }
 
@@ -113,6 +139,10 @@ impl LedgerConfig {
             LedgerConfig::Memory => Duration::from_secs(3600),
             #[cfg(feature = "postgres")]
             LedgerConfig::Postgres { stale_after, .. } => {
+                (*stale_after / 4).max(Duration::from_millis(100))
+            }
+            #[cfg(feature = "sqlite")]
+            LedgerConfig::Sqlite { stale_after, .. } => {
                 (*stale_after / 4).max(Duration::from_millis(100))
             }
         }
@@ -247,16 +277,10 @@ mod pg {
     impl PgLedger {
         /// A ledger in the database at `url`; locks older than `stale_after` are taken over.
         pub fn new(url: impl Into<String>, stale_after: Duration) -> Self {
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|name| name.trim().to_owned())
-                .unwrap_or_else(|_| "localhost".into());
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.subsec_nanos());
             PgLedger {
                 url: url.into(),
                 stale_after,
-                owner: format!("{host}:{}:{nanos:08x}", std::process::id()),
+                owner: super::importer_identity(),
                 client: Mutex::new(None),
             }
         }

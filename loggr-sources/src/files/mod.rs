@@ -43,6 +43,8 @@
 pub mod decode;
 pub mod discover;
 pub mod ledger;
+#[cfg(feature = "sqlite")]
+pub mod sqlite_ledger;
 
 use std::collections::HashSet;
 use std::io;
