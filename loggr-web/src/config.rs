@@ -24,8 +24,9 @@ pub struct WebConfig {
     /// reverse proxy in front of it for anything but localhost.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// The PostgreSQL URL of loggr's store (`postgresql://user:password@host/db`). Never shown:
-    /// logs and pages print it with the password redacted.
+    /// loggr's store: a PostgreSQL URL (`postgresql://user:password@host/db`, or libpq
+    /// `key=value` pairs) or the path of the embedded SQLite store (`loggr-data/loggr.db`, or
+    /// `sqlite:PATH`). Never shown: logs and pages print it with the password redacted.
     pub database_url: String,
     /// Whether the session cookie carries `Secure` (only sent over HTTPS). Default `true`; set
     /// `false` only for plain-HTTP development on localhost.

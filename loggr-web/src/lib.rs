@@ -1,5 +1,6 @@
-//! loggr's web frontend: log in, query the events stored in PostgreSQL, open one, export a
-//! selection as JSON lines or CSV, and see the store's status.
+//! loggr's web frontend: log in, query the stored events (any [`loggr_store::Store`]:
+//! PostgreSQL or the embedded SQLite store), open one, export a selection as JSON lines or
+//! CSV, and see the store's status.
 //!
 //! Plain server-rendered HTML ([minijinja] templates bundled in the binary, auto-escaping on:
 //! log messages are attacker-controlled), no JavaScript, a strict Content-Security-Policy on
@@ -36,17 +37,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use minijinja::Environment;
-use tokio::sync::Mutex;
 
 pub use config::{ConfigError, Role, UserConfig, WebConfig};
 pub use routes::router;
 
-/// The frontend's shared state: configuration, templates, sessions, the database connection.
+/// The frontend's shared state: configuration, templates, sessions, the store.
 pub struct AppState {
     config: WebConfig,
     templates: Environment<'static>,
     sessions: auth::SessionStore,
-    db: Mutex<Option<Arc<tokio_postgres::Client>>>,
+    store: Arc<dyn loggr_store::Store>,
 }
 
 /// Why the frontend cannot start.
@@ -62,6 +62,9 @@ pub enum WebError {
         #[source]
         source: minijinja::Error,
     },
+    /// The store cannot be opened (a bad URL or an unusable SQLite file).
+    #[error(transparent)]
+    Store(#[from] loggr_store::StoreError),
 }
 
 const TEMPLATES: [(&str, &str); 5] = [
@@ -73,13 +76,29 @@ const TEMPLATES: [(&str, &str); 5] = [
 ];
 
 impl AppState {
-    /// The state for a configuration; the database is connected at the first request (and
-    /// again after the connection broke), so the frontend starts even while it is down.
+    /// The state for a configuration, over the store its `database_url` names (PostgreSQL,
+    /// connected at the first request and again after the connection broke, so the frontend
+    /// starts even while it is down; or an SQLite file).
+    ///
+    /// # Errors
+    ///
+    /// [`WebError::Template`] when a bundled template does not compile; [`WebError::Store`]
+    /// when the store cannot be opened.
+    pub fn new(config: WebConfig) -> Result<Arc<AppState>, WebError> {
+        let store = loggr_store::open(&config.database_url, "loggr_web")?;
+        AppState::with_store(config, store)
+    }
+
+    /// The state for a configuration over a store the program already has (the all-in-one
+    /// daemon shares its SQLite store); `database_url` is not used.
     ///
     /// # Errors
     ///
     /// [`WebError::Template`] when a bundled template does not compile.
-    pub fn new(config: WebConfig) -> Result<Arc<AppState>, WebError> {
+    pub fn with_store(
+        config: WebConfig,
+        store: Arc<dyn loggr_store::Store>,
+    ) -> Result<Arc<AppState>, WebError> {
         let mut templates = Environment::new();
         // `.html` names are auto-escaped (minijinja's default callback); keep it explicit.
         templates.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
@@ -92,35 +111,12 @@ impl AppState {
             sessions: auth::SessionStore::new(Duration::from_secs(config.session_ttl_secs)),
             config,
             templates,
-            db: Mutex::new(None),
+            store,
         }))
     }
 
     /// The configuration.
     pub fn config(&self) -> &WebConfig {
         &self.config
-    }
-
-    async fn client(&self) -> Result<Arc<tokio_postgres::Client>, tokio_postgres::Error> {
-        let mut db = self.db.lock().await;
-        if let Some(client) = db.as_ref().filter(|c| !c.is_closed()) {
-            return Ok(Arc::clone(client));
-        }
-        let mut pg: tokio_postgres::Config = self.config.database_url.parse()?;
-        pg.connect_timeout(Duration::from_secs(5));
-        pg.application_name("loggr_web");
-        let (client, connection) = pg.connect(tokio_postgres::NoTls).await?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::warn!(%error, "The PostgreSQL connection failed");
-            }
-        });
-        tracing::info!(
-            database = %config::redact_url(&self.config.database_url),
-            "Connected to PostgreSQL"
-        );
-        let client = Arc::new(client);
-        *db = Some(Arc::clone(&client));
-        Ok(client)
     }
 }

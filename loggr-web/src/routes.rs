@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{FromRequestParts, Path, Query, Request, State};
 use axum::http::header::{self, HeaderValue};
@@ -12,7 +12,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::auth::{self, Session, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
@@ -81,8 +80,8 @@ enum Failure {
     NotFound,
     #[error("forbidden")]
     Forbidden,
-    #[error("database error")]
-    Db(#[from] tokio_postgres::Error),
+    #[error("store error")]
+    Store(#[from] loggr_store::StoreError),
     #[error("template error")]
     Template(#[from] minijinja::Error),
     #[error("internal error: {0}")]
@@ -99,8 +98,8 @@ impl IntoResponse for Failure {
                 StatusCode::FORBIDDEN,
                 "forbidden: missing or wrong CSRF token".into(),
             ),
-            Failure::Db(error) => {
-                tracing::error!(error = %chain(error), "A database request failed");
+            Failure::Store(error) => {
+                tracing::error!(error = %chain(error), "A store request failed");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal error (see the server's log)".into(),
@@ -333,26 +332,22 @@ struct EventRow {
     cursor: String,
 }
 
-impl EventRow {
-    fn from_row(row: &tokio_postgres::Row) -> Result<EventRow, tokio_postgres::Error> {
-        let logtime: Timestamp = row.try_get("logtime")?;
-        let received_at: Timestamp = row.try_get("received_at")?;
-        let id: i64 = row.try_get("id")?;
-        let severity: i16 = row.try_get("severity")?;
-        Ok(EventRow {
-            id,
-            logtime: logtime.to_string(),
-            received_at: received_at.to_string(),
-            hostname: row.try_get("hostname")?,
-            program: row.try_get("program")?,
-            pid: row.try_get("pid")?,
-            facility: row.try_get("facility")?,
-            severity,
-            severity_name: severity_name(severity),
-            message: row.try_get("message")?,
-            tags: row.try_get("tags")?,
-            cursor: encode_cursor(logtime, id),
-        })
+impl From<loggr_store::EventSummary> for EventRow {
+    fn from(e: loggr_store::EventSummary) -> EventRow {
+        EventRow {
+            id: e.id,
+            logtime: e.logtime.to_string(),
+            received_at: e.received_at.to_string(),
+            hostname: e.hostname,
+            program: e.program,
+            pid: e.pid,
+            facility: e.facility,
+            severity: e.severity,
+            severity_name: severity_name(e.severity),
+            message: e.message,
+            tags: e.tags,
+            cursor: encode_cursor(e.logtime, e.id),
+        }
     }
 }
 
@@ -374,17 +369,15 @@ async fn fetch(
     filters: &Filters,
     limit: u32,
 ) -> Result<(Vec<EventRow>, bool), Failure> {
-    let statement = filters.select(i64::from(limit) + 1);
-    let client = state.client().await?;
-    let rows = client
-        .query(statement.sql.as_str(), &statement.param_refs())
-        .await?;
-    let more = rows.len() > limit as usize;
-    let events = rows
-        .iter()
-        .take(limit as usize)
-        .map(EventRow::from_row)
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut events: Vec<EventRow> = state
+        .store
+        .events(filters, limit.saturating_add(1))
+        .await?
+        .into_iter()
+        .map(EventRow::from)
+        .collect();
+    let more = events.len() > limit as usize;
+    events.truncate(limit as usize);
     Ok((events, more))
 }
 
@@ -561,74 +554,45 @@ async fn event(
 ) -> Result<Response, Failure> {
     let (user, role, csrf) = page_context(&authed);
     let id: i64 = id.parse().map_err(|_| Failure::BadRequest)?;
-    let client = state.client().await?;
-    let Some(row) = client
-        .query_opt(
-            "SELECT id, digest, logtime, logdate::text AS logdate, received_at, reported, \
-             facility, severity, hostname, program, pid, msgid, userid, message, \
-             structured_data, raw FROM event WHERE id = $1",
-            &[&id],
-        )
-        .await?
-    else {
+    let Some(detail) = state.store.event(id).await? else {
         return Err(Failure::NotFound);
     };
-    let tags: Vec<String> = client
-        .query(
-            "SELECT name FROM tag WHERE event = $1 ORDER BY name",
-            &[&id],
-        )
-        .await?
-        .iter()
-        .map(|r| r.try_get(0))
-        .collect::<Result<_, _>>()?;
-    let extra: Vec<(String, String)> = client
-        .query(
-            "SELECT name, val FROM extra_info WHERE event = $1 ORDER BY name, val",
-            &[&id],
-        )
-        .await?
-        .iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect::<Result<_, tokio_postgres::Error>>()?;
-    let digest: Vec<u8> = row.try_get("digest")?;
-    let logtime: Timestamp = row.try_get("logtime")?;
-    let received_at: Timestamp = row.try_get("received_at")?;
-    let severity: i16 = row.try_get("severity")?;
-    let facility: i16 = row.try_get("facility")?;
-    let reported: bool = row.try_get("reported")?;
-    let opt = |name: &str| -> Result<String, Failure> {
-        Ok(row.try_get::<_, Option<String>>(name)?.unwrap_or_default())
-    };
+    let summary = &detail.summary;
+    let opt = |value: &Option<String>| value.clone().unwrap_or_default();
     let fields: Vec<(&str, String)> = vec![
         ("id", id.to_string()),
         (
             "digest",
-            digest.iter().map(|b| format!("{b:02x}")).collect(),
+            detail.digest.iter().map(|b| format!("{b:02x}")).collect(),
         ),
-        ("logtime", logtime.to_string()),
-        ("logdate", opt("logdate")?),
-        ("received_at", received_at.to_string()),
-        ("reported", reported.to_string()),
-        ("facility", facility.to_string()),
+        ("logtime", summary.logtime.to_string()),
+        ("logdate", detail.logdate.clone()),
+        ("received_at", summary.received_at.to_string()),
+        ("reported", detail.reported.to_string()),
+        ("facility", summary.facility.to_string()),
         (
             "severity",
-            format!("{severity} ({})", severity_name(severity)),
+            format!("{} ({})", summary.severity, severity_name(summary.severity)),
         ),
-        ("hostname", opt("hostname")?),
-        ("program", opt("program")?),
-        ("pid", opt("pid")?),
-        ("msgid", opt("msgid")?),
-        ("userid", opt("userid")?),
+        ("hostname", opt(&summary.hostname)),
+        ("program", opt(&summary.program)),
+        ("pid", opt(&summary.pid)),
+        ("msgid", opt(&detail.msgid)),
+        ("userid", opt(&detail.userid)),
     ];
-    let structured: Option<serde_json::Value> = row.try_get("structured_data")?;
-    let structured = structured
-        .map(|v| serde_json::to_string_pretty(&v))
+    let tags = summary.tags.clone();
+    let extra = detail.extra.clone();
+    let structured = detail
+        .structured_data
+        .as_ref()
+        .map(serde_json::to_string_pretty)
         .transpose()
         .map_err(|e| Failure::Internal(e.to_string()))?;
-    let raw: Option<Vec<u8>> = row.try_get("raw")?;
-    let raw = raw.map(|r| escape_controls(&String::from_utf8_lossy(&r)));
-    let message = escape_controls(&opt("message")?);
+    let raw = detail
+        .raw
+        .as_ref()
+        .map(|r| escape_controls(&String::from_utf8_lossy(r)));
+    let message = escape_controls(&opt(&summary.message));
     let body = render(
         &state,
         "event.html",
@@ -641,47 +605,27 @@ async fn event(
 }
 
 /// The window of the status page's ingest figures.
-const WINDOW_MINUTES: i64 = 5;
+const WINDOW_MINUTES: u64 = 5;
 
 async fn status(State(state): State<Shared>, authed: Authed) -> Result<Response, Failure> {
     let (user, role, csrf) = page_context(&authed);
     let started = Instant::now();
-    let figures = async {
-        let client = state.client().await?;
-        client.query_one("SELECT 1", &[]).await?;
-        let db_ms = started.elapsed().as_millis();
-        let estimate: i64 = client
-            .query_opt(
-                "SELECT GREATEST(reltuples, 0)::bigint FROM pg_class \
-                 WHERE oid = to_regclass('event')",
-                &[],
-            )
-            .await?
-            .map(|r| r.try_get(0))
-            .transpose()?
-            .unwrap_or(0);
-        let row = client
-            .query_one(
-                "SELECT count(*) FILTER (WHERE logtime > now() - make_interval(mins => $1::int)), \
-                 max(logtime) FROM event WHERE logtime > now() - make_interval(mins => $1::int) \
-                 OR logtime = (SELECT max(logtime) FROM event)",
-                &[&(WINDOW_MINUTES as i32)],
-            )
-            .await?;
-        let recent: i64 = row.try_get(0)?;
-        let newest: Option<Timestamp> = row.try_get(1)?;
-        Ok::<_, tokio_postgres::Error>((db_ms, estimate, recent, newest))
-    }
-    .await;
+    let figures = state
+        .store
+        .status(Duration::from_secs(WINDOW_MINUTES * 60))
+        .await
+        .map(|status| (started.elapsed().as_millis(), status));
     let ctx = match figures {
-        Ok((db_ms, event_estimate, recent, newest)) => minijinja::context! {
-            user, role, csrf, db_ok => true, db_ms => db_ms as u64, event_estimate, recent,
+        Ok((db_ms, status)) => minijinja::context! {
+            user, role, csrf, db_ok => true, db_ms => db_ms as u64,
+            backend => state.store.backend(),
+            event_estimate => status.events, recent => status.recent,
             window_minutes => WINDOW_MINUTES,
-            rate => format!("{:.2}", recent as f64 / (WINDOW_MINUTES as f64 * 60.0)),
-            newest => newest.map(|t| t.to_string()),
+            rate => format!("{:.2}", status.recent as f64 / (WINDOW_MINUTES as f64 * 60.0)),
+            newest => status.newest.map(|t| t.to_string()),
         },
         Err(error) => {
-            tracing::warn!(error = %chain(&error), "The status page cannot reach PostgreSQL");
+            tracing::warn!(error = %chain(&error), "The status page cannot reach the store");
             minijinja::context! { user, role, csrf, db_ok => false }
         }
     };

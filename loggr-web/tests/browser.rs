@@ -179,10 +179,9 @@ fn run_browser(dir: &Path, base: &str, out: &Path) -> (bool, String) {
     (status.is_some_and(|s| s.success()), text)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chromium_walks_through_login_query_paging_event_export_and_logout() {
+both!(chromium_walks_through_login_query_paging_event_export_and_logout);
+async fn chromium_walks_through_login_query_paging_event_export_and_logout(db: TestDb) {
     let dir = require_tools();
-    let db = TestDb::new("browser").await;
     insert_fixture(&db).await;
     let addr = support::serve(&db.url(), 5, 100).await;
 

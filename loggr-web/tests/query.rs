@@ -12,9 +12,8 @@ const PARAMS: [&str; 8] = [
     "from", "to", "host", "program", "severity", "tag", "q", "cursor",
 ];
 
-#[tokio::test]
-async fn keyset_paging_returns_every_row_once_in_order() {
-    let db = TestDb::new("paging").await;
+both!(keyset_paging_returns_every_row_once_in_order);
+async fn keyset_paging_returns_every_row_once_in_order(db: TestDb) {
     let mut expected = Vec::new();
     // 23 events, with runs of equal logtimes so that the id breaks the ties.
     for i in 0..23u32 {
@@ -52,9 +51,8 @@ async fn keyset_paging_returns_every_row_once_in_order() {
     assert_eq!(seen, expected, "every row once, newest first");
 }
 
-#[tokio::test]
-async fn filters_select_the_matching_events() {
-    let db = TestDb::new("filters").await;
+both!(filters_select_the_matching_events);
+async fn filters_select_the_matching_events(db: TestDb) {
     let mut a = NewEvent::new(1, "2026-11-19T23:59:59Z", "disk 100% full_now");
     a.severity = 2;
     a.host = "db1";
@@ -103,9 +101,8 @@ async fn filters_select_the_matching_events() {
     }
 }
 
-#[tokio::test]
-async fn sql_injection_strings_in_every_parameter_change_nothing() {
-    let db = TestDb::new("inject").await;
+both!(sql_injection_strings_in_every_parameter_change_nothing);
+async fn sql_injection_strings_in_every_parameter_change_nothing(db: TestDb) {
     for i in 0..3 {
         let mut e = NewEvent::new(i, "2026-11-20T10:00:00Z", "secret row");
         e.tags = &["t"];
@@ -169,9 +166,8 @@ async fn sql_injection_strings_in_every_parameter_change_nothing() {
     assert_eq!(db.count().await, 3, "nothing dropped or deleted");
 }
 
-#[tokio::test]
-async fn log_content_is_escaped_on_every_page() {
-    let db = TestDb::new("xss").await;
+both!(log_content_is_escaped_on_every_page);
+async fn log_content_is_escaped_on_every_page(db: TestDb) {
     let message = "<script>alert(1)</script> <a href=\"javascript:alert(2)\">x</a> \u{1b}[31m";
     let mut e = NewEvent::new(1, "2026-11-20T10:00:00Z", message);
     e.host = "<img src=x onerror=alert(3)>";
@@ -231,9 +227,8 @@ async fn log_content_is_escaped_on_every_page() {
     assert!(reflected.body.contains("value=\"&quot;&gt;&lt;svg&gt;\""));
 }
 
-#[tokio::test]
-async fn the_event_page_shows_every_field() {
-    let db = TestDb::new("event").await;
+both!(the_event_page_shows_every_field);
+async fn the_event_page_shows_every_field(db: TestDb) {
     let mut e = NewEvent::new(
         1,
         "2026-11-20T10:00:00.123456Z",
@@ -269,9 +264,8 @@ async fn the_event_page_shows_every_field() {
     assert_eq!(client.get("/events/abc").await.status, 400);
 }
 
-#[tokio::test]
-async fn exports_are_filtered_capped_and_formula_safe() {
-    let db = TestDb::new("export").await;
+both!(exports_are_filtered_capped_and_formula_safe);
+async fn exports_are_filtered_capped_and_formula_safe(db: TestDb) {
     let formulas = [
         "=cmd|' /C calc'!A0",
         "+1+1",
@@ -352,12 +346,12 @@ fn lcg(state: &mut u64) -> u64 {
     *state >> 33
 }
 
+both!(rewritten_severity_and_tag_filters_page_exactly_like_their_definition);
 /// The severity filter (one ordered branch per severity, merged) and the tag filter (a
 /// semi-join) are rewritten for speed: over a varied data set with equal logtimes, every
 /// combination of filters gives exactly the rows, in exactly the order, that the plain
-/// definition gives, page after page.
-#[tokio::test]
-async fn rewritten_severity_and_tag_filters_page_exactly_like_their_definition() {
+/// definition gives, page after page (on PostgreSQL; SQLite must give the same).
+async fn rewritten_severity_and_tag_filters_page_exactly_like_their_definition(db: TestDb) {
     struct Row {
         id: i64,
         logtime: jiff::Timestamp,
@@ -370,7 +364,6 @@ async fn rewritten_severity_and_tag_filters_page_exactly_like_their_definition()
     const TAGS: [&[&str]; 5] = [&[], &["common"], &["common", "rare"], &["other"], &[]];
     let hosts = ["web1", "web2", "db1"];
     let programs = ["sshd", "kernel", "cron"];
-    let db = TestDb::new("rewrite").await;
     let mut rows: Vec<Row> = Vec::new();
     let mut state = 7;
     let mut minute = 0;
@@ -504,7 +497,7 @@ async fn both_tag_plans_page_exactly_like_the_definition() {
         ("tag=none", "none", 7, "%"),
     ] {
         let expected: Vec<i64> = db
-            .client
+            .pg()
             .query(
                 "SELECT e.id FROM event e WHERE e.severity <= $1 AND e.hostname LIKE $2 \
                  AND EXISTS (SELECT 1 FROM tag t WHERE t.event = e.id AND t.name = $3) \
@@ -522,9 +515,10 @@ async fn both_tag_plans_page_exactly_like_the_definition() {
             let mut filters = loggr_web::query::Filters::try_from(&raw).unwrap();
             let mut seen = Vec::new();
             loop {
-                let statement = filters.select_with(5, rare_tag_events);
+                let statement =
+                    loggr_store::postgres::query::select_with(&filters, 5, rare_tag_events);
                 let rows = db
-                    .client
+                    .pg()
                     .query(statement.sql.as_str(), &statement.param_refs())
                     .await
                     .unwrap_or_else(|e| panic!("{query}: {e:?}\n{}", statement.sql));

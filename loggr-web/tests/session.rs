@@ -187,9 +187,8 @@ async fn every_answer_carries_the_security_headers() {
     assert_eq!(answer.header("content-security-policy"), Some(CSP));
 }
 
-#[tokio::test]
-async fn the_status_page_shows_the_store_and_no_secrets() {
-    let db = TestDb::new("status").await;
+both!(the_status_page_shows_the_store_and_no_secrets);
+async fn the_status_page_shows_the_store_and_no_secrets(db: TestDb) {
     let now = jiff::Timestamp::now().to_string();
     db.insert(&support::NewEvent::new(1, &now, "recent")).await;
     let addr = support::serve(&db.url(), 50, 100).await;

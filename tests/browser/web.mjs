@@ -226,7 +226,7 @@ async function run() {
     await page.waitForURL(`${base}/status`);
     checkEqual(await page.locator('h1').textContent(), 'Status', 'status page title');
     const status = await page.locator('table.fields').textContent();
-    check(/Database\s*reachable/.test(status), `status shows the database reachable: ${status}`);
+    check(/Store\s*(postgres|sqlite), reachable/.test(status), `status shows the store reachable: ${status}`);
     check(status.includes('Events (estimate)'), 'status shows the event estimate');
     check(status.includes('Newest event received'), 'status shows the newest event');
     await shot(page, '04-status.png');

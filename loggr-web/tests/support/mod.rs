@@ -39,21 +39,91 @@ fn admin(sql: &str) {
     );
 }
 
-/// A database of the test's own, with loggr's schema, dropped at the end.
+/// Which store a test runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// A database of the test's own on the machine's PostgreSQL.
+    Postgres,
+    /// A temporary SQLite file (the embedded store).
+    Sqlite,
+}
+
+/// Runs a check `async fn name(db: TestDb)` against both stores: `name::postgres` and
+/// `name::sqlite`.
+#[macro_export]
+macro_rules! both {
+    ($check:ident) => {
+        mod $check {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let db = $crate::support::TestDb::on(
+                    $crate::support::Backend::Postgres,
+                    stringify!($check),
+                )
+                .await;
+                super::$check(db).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let db = $crate::support::TestDb::on(
+                    $crate::support::Backend::Sqlite,
+                    stringify!($check),
+                )
+                .await;
+                super::$check(db).await;
+            }
+        }
+    };
+}
+
+enum Store {
+    Postgres(tokio_postgres::Client),
+    Sqlite {
+        _dir: tempfile::TempDir,
+        path: std::path::PathBuf,
+        conn: std::sync::Mutex<rusqlite::Connection>,
+    },
+}
+
+/// A store of the test's own with loggr's schema (a PostgreSQL database, dropped at the end,
+/// or a temporary SQLite file), and a way to put known rows in it.
 pub struct TestDb {
     pub name: String,
-    pub client: tokio_postgres::Client,
+    store: Store,
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
 impl TestDb {
+    /// A PostgreSQL database.
     pub async fn new(tag: &str) -> TestDb {
+        TestDb::on(Backend::Postgres, tag).await
+    }
+
+    /// A store of the given backend.
+    pub async fn on(backend: Backend, tag: &str) -> TestDb {
+        let short: String = tag.chars().take(30).collect();
         let name = format!(
-            "loggr_web_{tag}_{}_{}",
+            "loggr_web_{short}_{}_{}",
             std::process::id(),
             SEQ.fetch_add(1, Ordering::Relaxed)
         );
+        if backend == Backend::Sqlite {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("loggr.db");
+            // The store creates its schema.
+            drop(loggr_store::SqliteStore::open(loggr_store::SqliteConfig::new(&path)).unwrap());
+            let conn = std::sync::Mutex::new(rusqlite::Connection::open(&path).unwrap());
+            return TestDb {
+                name,
+                store: Store::Sqlite {
+                    _dir: dir,
+                    path,
+                    conn,
+                },
+            };
+        }
         admin(&format!("DROP DATABASE IF EXISTS {name}"));
         admin(&format!("CREATE DATABASE {name}"));
         let (client, connection) = tokio_postgres::connect(
@@ -66,71 +136,140 @@ impl TestDb {
         });
         tokio::spawn(connection);
         loggr_sinks::postgres::migrate(&client).await.unwrap();
-        TestDb { name, client }
+        TestDb {
+            name,
+            store: Store::Postgres(client),
+        }
     }
 
+    /// The `database_url` the frontend is configured with.
     pub fn url(&self) -> String {
-        format!("postgresql://root@127.0.0.1:5432/{}", self.name)
+        match &self.store {
+            Store::Postgres(_) => format!("postgresql://root@127.0.0.1:5432/{}", self.name),
+            Store::Sqlite { path, .. } => path.display().to_string(),
+        }
+    }
+
+    /// The PostgreSQL connection (PostgreSQL-only tests).
+    pub fn pg(&self) -> &tokio_postgres::Client {
+        match &self.store {
+            Store::Postgres(client) => client,
+            Store::Sqlite { .. } => panic!("a PostgreSQL-only test ran on SQLite"),
+        }
     }
 
     /// Inserts an event; returns its id.
     pub async fn insert(&self, event: &NewEvent<'_>) -> i64 {
-        let params: [&(dyn ToSql + Sync); 9] = [
-            &event.logtime,
-            &event.severity,
-            &event.host,
-            &event.program,
-            &event.message,
-            &event.raw,
-            &event.structured,
-            &event.seq,
-            &event.userid,
-        ];
-        let row = self
-            .client
-            .query_one(
-                "INSERT INTO event (digest, logtime, received_at, facility, severity, hostname, \
-                 program, message, raw, structured_data, userid) \
-                 VALUES (sha256($8::text::bytea), $1, $1, 1, $2, $3, $4, $5, $6, $7, $9) \
-                 RETURNING id",
-                &params,
-            )
-            .await
-            .unwrap();
-        let id: i64 = row.get(0);
-        for tag in event.tags {
-            self.client
-                .execute("INSERT INTO tag (event, name) VALUES ($1, $2)", &[&id, tag])
-                .await
-                .unwrap();
+        match &self.store {
+            Store::Postgres(client) => insert_pg(client, event).await,
+            Store::Sqlite { conn, .. } => insert_sqlite(&conn.lock().unwrap(), event),
         }
-        for (name, val) in event.extra {
-            self.client
-                .execute(
-                    "INSERT INTO extra_info (event, name, val) VALUES ($1, $2, $3)",
-                    &[&id, name, val],
-                )
-                .await
-                .unwrap();
-        }
-        id
     }
 
     pub async fn count(&self) -> i64 {
-        self.client
-            .query_one("SELECT count(*) FROM event", &[])
-            .await
-            .unwrap()
-            .get(0)
+        match &self.store {
+            Store::Postgres(client) => client
+                .query_one("SELECT count(*) FROM event", &[])
+                .await
+                .unwrap()
+                .get(0),
+            Store::Sqlite { conn, .. } => conn
+                .lock()
+                .unwrap()
+                .query_row("SELECT count(*) FROM event", [], |r| r.get(0))
+                .unwrap(),
+        }
     }
+}
+
+async fn insert_pg(client: &tokio_postgres::Client, event: &NewEvent<'_>) -> i64 {
+    let params: [&(dyn ToSql + Sync); 9] = [
+        &event.logtime,
+        &event.severity,
+        &event.host,
+        &event.program,
+        &event.message,
+        &event.raw,
+        &event.structured,
+        &event.seq,
+        &event.userid,
+    ];
+    let row = client
+        .query_one(
+            "INSERT INTO event (digest, logtime, received_at, facility, severity, hostname, \
+             program, message, raw, structured_data, userid) \
+             VALUES (sha256($8::text::bytea), $1, $1, 1, $2, $3, $4, $5, $6, $7, $9) \
+             RETURNING id",
+            &params,
+        )
+        .await
+        .unwrap();
+    let id: i64 = row.get(0);
+    for tag in event.tags {
+        client
+            .execute("INSERT INTO tag (event, name) VALUES ($1, $2)", &[&id, tag])
+            .await
+            .unwrap();
+    }
+    for (name, val) in event.extra {
+        client
+            .execute(
+                "INSERT INTO extra_info (event, name, val) VALUES ($1, $2, $3)",
+                &[&id, name, val],
+            )
+            .await
+            .unwrap();
+    }
+    id
+}
+
+fn insert_sqlite(conn: &rusqlite::Connection, event: &NewEvent<'_>) -> i64 {
+    // A unique 32-byte digest per event of the test (the sequence number, padded).
+    let digest = format!("{:0>32}", event.seq).into_bytes();
+    let micros = event.logtime.as_microsecond();
+    conn.execute(
+        "INSERT INTO event (digest, logtime, received_at, facility, severity, hostname, \
+         program, message, raw, structured_data, userid) \
+         VALUES (?1, ?2, ?2, 1, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        rusqlite::params![
+            digest,
+            micros,
+            event.severity,
+            event.host,
+            event.program,
+            event.message,
+            event.raw,
+            event.structured.as_ref().map(|v| v.to_string()),
+            event.userid,
+        ],
+    )
+    .unwrap();
+    let id = conn.last_insert_rowid();
+    for tag in event.tags {
+        conn.execute(
+            "INSERT INTO tag (event, name) VALUES (?1, ?2)",
+            rusqlite::params![id, tag],
+        )
+        .unwrap();
+    }
+    for (name, val) in event.extra {
+        conn.execute(
+            "INSERT INTO extra_info (event, name, val) VALUES (?1, ?2, ?3)",
+            rusqlite::params![id, name, val],
+        )
+        .unwrap();
+    }
+    id
 }
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        admin(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        ));
+        if matches!(self.store, Store::Postgres(_)) {
+            admin(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
     }
 }
 
