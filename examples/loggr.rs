@@ -16,6 +16,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use std::time::Duration;
+
+use anyhow::Context as _;
 use clap::Parser as _;
 use loggr::core::config::PipelineConfig;
 use loggr::PipelineBuilder;
@@ -59,6 +62,16 @@ struct Args {
     /// Check the configuration and exit.
     #[arg(long)]
     check: bool,
+    /// Serve the web frontend here (over the pipeline's store; default 127.0.0.1:8080, or
+    /// $LOGGR_WEB).
+    #[arg(long, value_name = "ADDR")]
+    web: Option<SocketAddr>,
+    /// Do not serve the web frontend.
+    #[arg(long)]
+    no_web: bool,
+    /// Do not run the reports on their schedule.
+    #[arg(long)]
+    no_reports: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -68,6 +81,24 @@ enum Command {
     /// Print stored events, newest first, from the embedded store (also while the daemon
     /// runs): `loggr query --tag auth_failure`.
     Query(QueryArgs),
+    /// Run BuzzSaw's reports (Kernel, AuthFailure daily; Sleep weekly) over the embedded
+    /// store now and print them: those due, or every one with --all.
+    Report(ReportArgs),
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// The store (default: the zero-config one, $LOGGR_DATA/loggr.db).
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Run every report, due or not.
+    #[arg(long)]
+    all: bool,
+    /// Print what would run; render and record nothing.
+    #[arg(long)]
+    dryrun: bool,
+    /// Only the reports of these periods (hourly, daily, weekly, monthly).
+    periods: Vec<loggr_reports::Period>,
 }
 
 #[derive(clap::Args)]
@@ -108,8 +139,10 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("packers: {}", join(registry.packer_types().collect()));
         return Ok(());
     }
-    if let Some(Command::Query(query)) = args.command {
-        return print_events(query).await;
+    match args.command {
+        Some(Command::Query(query)) => return print_events(query).await,
+        Some(Command::Report(report)) => return print_reports(report).await,
+        None => {}
     }
     if args.print_config {
         std::io::Write::write_all(&mut std::io::stdout(), BUNDLED.as_bytes())?;
@@ -122,6 +155,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let metrics_address = args.metrics.or(config.metrics.as_ref().map(|m| m.address));
     let where_ = describe(&config);
+    let database = (!args.stdin).then(|| store_setting(&config)).flatten();
     let pipeline = PipelineBuilder::from_config(config, &registry)?.build()?;
     if args.check {
         eprintln!("configuration is valid: {pipeline:?}");
@@ -134,6 +168,31 @@ async fn main() -> anyhow::Result<()> {
             loggr::http::serve_metrics(address, pipeline.metrics().clone(), shutdown.clone())
                 .await?;
         lines.push(format!("metrics   http://{bound}/metrics"));
+    }
+    if let Some(database) = &database {
+        if !args.no_web {
+            let address = match args.web {
+                Some(address) => address,
+                None => std::env::var("LOGGR_WEB")
+                    .unwrap_or_else(|_| "127.0.0.1:8080".into())
+                    .parse()?,
+            };
+            lines.extend(serve_web(database, address, shutdown.clone()).await?);
+        }
+        if !args.no_reports {
+            let out = data_dir(database).join("reports.txt");
+            lines.push(format!(
+                "reports   {} (Kernel, AuthFailure daily; Sleep weekly)",
+                out.display()
+            ));
+            let reporter = reporter(database)?;
+            tokio::spawn(report_on_schedule(
+                reporter,
+                database.clone(),
+                out,
+                shutdown.clone(),
+            ));
+        }
     }
     if !args.stdin {
         eprintln!("loggr is running:\n  {}", lines.join("\n  "));
@@ -177,10 +236,7 @@ fn describe(config: &PipelineConfig) -> Vec<String> {
 /// `loggr query`: the newest matching events, one line each, with their tags.
 async fn print_events(args: QueryArgs) -> anyhow::Result<()> {
     use loggr::store::{EventFilter, SqliteConfig, SqliteStore, Store};
-    let path = args.db.unwrap_or_else(|| {
-        let data = std::env::var_os("LOGGR_DATA").unwrap_or_else(|| "loggr-data".into());
-        PathBuf::from(data).join("loggr.db")
-    });
+    let path = args.db.unwrap_or_else(|| data_dir("").join("loggr.db"));
     anyhow::ensure!(
         path.exists(),
         "{} does not exist: start `loggr` first, or give --db",
@@ -233,4 +289,201 @@ fn printable(text: &str) -> String {
             }
         })
         .collect()
+}
+
+/// The store the pipeline writes: the first `sqlite` sink's `path` or `postgres` sink's `url`.
+fn store_setting(config: &PipelineConfig) -> Option<String> {
+    config.sinks.iter().find_map(|sink| {
+        let key = match sink.type_name.as_str() {
+            "sqlite" => "path",
+            "postgres" => "url",
+            _ => return None,
+        };
+        sink.table.get(key)?.as_str().map(str::to_owned)
+    })
+}
+
+/// Where the daemon keeps its own files: beside an SQLite store, else `$LOGGR_DATA`.
+fn data_dir(database: &str) -> PathBuf {
+    if !loggr::store::is_postgres(database) {
+        let path = std::path::Path::new(database.strip_prefix("sqlite:").unwrap_or(database));
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            return dir.to_owned();
+        }
+    }
+    PathBuf::from(std::env::var_os("LOGGR_DATA").unwrap_or_else(|| "loggr-data".into()))
+}
+
+/// The web frontend's admin password hash: `$LOGGR_WEB_ADMIN_HASH`, else the one kept in the
+/// data directory — made at the first start from a random password printed once.
+fn admin_hash(dir: &std::path::Path, lines: &mut Vec<String>) -> anyhow::Result<String> {
+    if let Ok(hash) = std::env::var("LOGGR_WEB_ADMIN_HASH") {
+        return Ok(hash);
+    }
+    let file = dir.join("web-admin.hash");
+    if let Ok(hash) = std::fs::read_to_string(&file) {
+        lines.push(format!(
+            "          user admin, the password printed at the first start (delete {} for a new one)",
+            file.display()
+        ));
+        return Ok(hash.trim().to_owned());
+    }
+    let password = loggr_web::auth::random_hex::<12>()?;
+    let hash = loggr_web::auth::hash_password(&password)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&file)
+            .with_context(|| format!("creating {}", file.display()))?;
+        out.write_all(hash.as_bytes())?;
+    }
+    lines.push(format!(
+        "          user admin, password {password} (shown once; its hash is in {})",
+        file.display()
+    ));
+    Ok(hash)
+}
+
+/// Serves the web frontend over `database` on `address` until `shutdown`.
+async fn serve_web(
+    database: &str,
+    address: SocketAddr,
+    shutdown: loggr::CancellationToken,
+) -> anyhow::Result<Vec<String>> {
+    let mut lines = Vec::new();
+    let hash = admin_hash(&data_dir(database), &mut lines)?;
+    // Plain HTTP on localhost: put a TLS proxy in front before exposing it.
+    let toml = format!(
+        "listen = {}\ndatabase_url = {}\nsecure_cookies = false\n\
+         [[users]]\nname = \"admin\"\npassword_hash = {}\nrole = \"admin\"\n",
+        toml_string(&address.to_string()),
+        toml_string(database),
+        toml_string(&hash)
+    );
+    let config = loggr_web::WebConfig::from_toml_str(&toml)?;
+    let state = loggr_web::AppState::new(config)?;
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("the web frontend cannot listen on {address}"))?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        let served = axum::serve(listener, loggr_web::router(state))
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+        if let Err(error) = served {
+            tracing::error!(%error, "The web frontend failed");
+        }
+    });
+    lines.insert(0, format!("web       http://{bound}/"));
+    Ok(lines)
+}
+
+/// The zero-config reports over `database`: Kernel and AuthFailure daily, Sleep weekly, in
+/// the local time zone, printed (never mailed).
+fn reporter(database: &str) -> anyhow::Result<loggr_reports::Reporter> {
+    let toml = format!("database = {}\n{REPORTS}", toml_string(database));
+    let config = loggr_reports::ReporterConfig::from_toml(&toml)?;
+    Ok(loggr_reports::Reporter::new(config)?)
+}
+
+const REPORTS: &str = r#"
+timezone = "local"
+
+[[daily]]
+name = "Kernel"
+kind = "kernel"
+
+[[daily]]
+name = "AuthFailure"
+kind = "auth_failure"
+
+[[weekly]]
+name = "Sleep"
+kind = "sleep"
+"#;
+
+/// Every 5 minutes, runs the reports that are due and appends them to `out`.
+async fn report_on_schedule(
+    reporter: loggr_reports::Reporter,
+    database: String,
+    out: PathBuf,
+    shutdown: loggr::CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(300));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let store = match loggr::store::open(&database, "loggr-reports") {
+            Ok(store) => store,
+            Err(error) => {
+                tracing::warn!(%error, "The reports cannot open the store");
+                continue;
+            }
+        };
+        let mut text: Vec<u8> = Vec::new();
+        match reporter
+            .run_due(&*store, jiff::Timestamp::now(), &mut text)
+            .await
+        {
+            Ok(summary) => {
+                for (period, name, error) in &summary.failed {
+                    tracing::warn!(%period, %name, %error, "A report failed");
+                }
+                if !summary.ran.is_empty() {
+                    let written = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&out)
+                        .and_then(|mut file| std::io::Write::write_all(&mut file, &text));
+                    match written {
+                        Ok(()) => {
+                            tracing::info!(reports = summary.ran.len(), file = %out.display(), "Reports written")
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, file = %out.display(), "Cannot write the reports")
+                        }
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "The reports failed"),
+        }
+    }
+}
+
+/// `loggr report`: runs the zero-config reports over the embedded store now.
+async fn print_reports(args: ReportArgs) -> anyhow::Result<()> {
+    let path = args.db.unwrap_or_else(|| data_dir("").join("loggr.db"));
+    anyhow::ensure!(
+        path.exists(),
+        "{} does not exist: start `loggr` first, or give --db",
+        path.display()
+    );
+    let database = path.display().to_string();
+    let reporter = reporter(&database)?;
+    let store = loggr::store::open(&database, "loggr-reports")?;
+    let options = loggr_reports::RunOptions {
+        all: args.all,
+        dryrun: args.dryrun,
+        periods: args.periods,
+        now: jiff::Timestamp::now(),
+    };
+    let mut stdout = std::io::stdout();
+    let summary = reporter.run(&*store, &options, &mut stdout).await?;
+    for (period, name, error) in &summary.failed {
+        tracing::error!(%period, %name, %error, "A report failed");
+    }
+    anyhow::ensure!(summary.failed.is_empty(), "some reports failed");
+    Ok(())
+}
+
+/// `text` as a TOML basic string (a JSON string literal is one).
+fn toml_string(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
 }

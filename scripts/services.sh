@@ -77,6 +77,8 @@ ensure_peers() {
   [ -x /usr/sbin/rsyslogd ] || packages+=(rsyslog)
   [ -e /usr/lib/x86_64-linux-gnu/rsyslog/omrelp.so ] || [ -e /usr/lib/rsyslog/omrelp.so ] || packages+=(rsyslog-relp)
   command -v logger >/dev/null || packages+=(bsdutils)
+  # The web frontend tests of the all-in-one daemon log in with curl.
+  command -v curl >/dev/null || packages+=(curl)
   # The SMTP server the report e-mail tests deliver to (PyPI's aiosmtpd).
   python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet aiosmtpd ||
     { log "cannot install aiosmtpd: run 'python3 -m pip install aiosmtpd'"; return 1; }

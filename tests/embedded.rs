@@ -1,6 +1,7 @@
 //! The zero-config `loggr` daemon as a newcomer runs it: RELP, TCP and UDP senders, the
-//! embedded SQLite store, and `kill -9` under RELP load (nothing acknowledged is lost, nothing
-//! is stored twice).
+//! embedded SQLite store, the events in `loggr query`, the web frontend and the daily
+//! reports, and `kill -9` under RELP load (nothing acknowledged is lost, nothing is stored
+//! twice).
 
 #![cfg(feature = "sqlite")]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly by design
@@ -22,6 +23,7 @@ struct Ports {
     tcp: u16,
     udp: u16,
     metrics: u16,
+    web: u16,
 }
 
 impl Ports {
@@ -31,6 +33,7 @@ impl Ports {
             tcp: free_port(),
             udp: free_port(),
             metrics: free_port(),
+            web: free_port(),
         }
     }
 }
@@ -43,11 +46,55 @@ fn start(data: &Path, ports: &Ports, log: &Path) -> Daemon {
         .env("LOGGR_RELP", format!("127.0.0.1:{}", ports.relp))
         .env("LOGGR_TCP", format!("127.0.0.1:{}", ports.tcp))
         .env("LOGGR_UDP", format!("127.0.0.1:{}", ports.udp))
-        .env("LOGGR_METRICS", format!("127.0.0.1:{}", ports.metrics));
+        .env("LOGGR_METRICS", format!("127.0.0.1:{}", ports.metrics))
+        .env("LOGGR_WEB", format!("127.0.0.1:{}", ports.web))
+        .env_remove("LOGGR_WEB_ADMIN_HASH");
     let daemon = Daemon::spawn_command(command, "loggr", log);
     wait_port(ports.relp, "loggr's RELP listener", Duration::from_secs(60));
     wait_port(ports.tcp, "loggr's TCP listener", Duration::from_secs(10));
     daemon
+}
+
+/// `curl` with a cookie jar; the body of the answer.
+fn curl(jar: &Path, args: &[&str]) -> String {
+    let output = Command::new("curl")
+        .args(["-sS", "--fail", "-b"])
+        .arg(jar)
+        .arg("-c")
+        .arg(jar)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("curl is missing ({e}): run `bash scripts/services.sh`"));
+    assert!(output.status.success(), "curl {args:?}: {output:?}");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Logs in to the daemon's web frontend as admin with the password it printed at start.
+fn web_login(base: &str, log: &Path, jar: &Path) {
+    let printed = std::fs::read_to_string(log).unwrap();
+    let password = printed
+        .split("user admin, password ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no admin password printed in {printed}"));
+    let page = curl(jar, &[&format!("{base}/login")]);
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no CSRF field in {page}"));
+    curl(
+        jar,
+        &[
+            "--data-urlencode",
+            &format!("csrf={csrf}"),
+            "--data-urlencode",
+            "username=admin",
+            "--data-urlencode",
+            &format!("password={password}"),
+            &format!("{base}/login"),
+        ],
+    );
 }
 
 fn store(data: &Path) -> SqliteStore {
@@ -82,7 +129,18 @@ async fn zero_config_stores_relp_tcp_and_udp_with_tags_and_fields() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let ports = Ports::new();
-    let daemon = start(&data, &ports, &dir.path().join("loggr.log"));
+    let log = dir.path().join("loggr.log");
+    let daemon = start(&data, &ports, &log);
+    wait_port(ports.web, "loggr's web frontend", Duration::from_secs(10));
+    // Yesterday, for the daily reports (local time zone, as the reports use).
+    let yesterday = jiff::Zoned::now()
+        .yesterday()
+        .unwrap()
+        .with()
+        .hour(12)
+        .build()
+        .unwrap()
+        .timestamp();
 
     let mut relp = Client::connect(
         &format!("127.0.0.1:{}", ports.relp),
@@ -95,8 +153,18 @@ async fn zero_config_stores_relp_tcp_and_udp_with_tags_and_fields() {
     ))
     .await
     .unwrap();
+    relp.send(Bytes::from(format!(
+        "<86>1 {yesterday} bastion sshd 813 - - Failed password for invalid user eve from 198.51.100.7 port 4242 ssh2"
+    )))
+    .await
+    .unwrap();
+    relp.send(Bytes::from(format!(
+        "<2>1 {yesterday} db7 kernel - - - Out of memory: Killed process 99 (postgres)"
+    )))
+    .await
+    .unwrap();
     relp.flush().await.unwrap();
-    assert_eq!(relp.close().await.unwrap().acked, 1);
+    assert_eq!(relp.close().await.unwrap().acked, 3);
 
     use std::io::Write as _;
     let mut tcp = std::net::TcpStream::connect(("127.0.0.1", ports.tcp)).unwrap();
@@ -113,12 +181,12 @@ async fn zero_config_stores_relp_tcp_and_udp_with_tags_and_fields() {
         ("127.0.0.1", ports.udp),
     )
     .unwrap();
-    wait_for_rows(&data, 4).await;
+    wait_for_rows(&data, 6).await;
 
     let store = store(&data);
     let all = store.events(&EventFilter::default(), 10).await.unwrap();
     let hosts: Vec<&str> = all.iter().filter_map(|e| e.hostname.as_deref()).collect();
-    for host in ["bastion", "web1", "web2", "web3"] {
+    for host in ["bastion", "web1", "web2", "web3", "db7"] {
         assert!(hosts.contains(&host), "{host} missing from {all:?}");
     }
     // BuzzSaw's tags and grok's fields are stored with the events.
@@ -132,8 +200,12 @@ async fn zero_config_stores_relp_tcp_and_udp_with_tags_and_fields() {
         )
         .await
         .unwrap();
-    assert_eq!(failed.len(), 1, "{all:?}");
-    let detail = store.event(failed[0].id).await.unwrap().unwrap();
+    assert_eq!(failed.len(), 2, "{all:?}");
+    let mallory = failed
+        .iter()
+        .find(|e| e.message.as_deref().unwrap().contains("mallory"))
+        .unwrap();
+    let detail = store.event(mallory.id).await.unwrap().unwrap();
     for (name, value) in [
         ("src_ip", "203.0.113.9"),
         ("user", "mallory"),
@@ -155,7 +227,7 @@ async fn zero_config_stores_relp_tcp_and_udp_with_tags_and_fields() {
         )
         .await
         .unwrap();
-    assert_eq!(oom.len(), 1, "{all:?}");
+    assert_eq!(oom.len(), 2, "{all:?}");
     // `loggr query` prints them from the store while the daemon runs.
     let output = Command::new(example("loggr"))
         .args(["query", "--tag", "auth_failure", "--db"])
@@ -164,11 +236,45 @@ async fn zero_config_stores_relp_tcp_and_udp_with_tags_and_fields() {
         .unwrap();
     assert!(output.status.success(), "{output:?}");
     let printed = String::from_utf8(output.stdout).unwrap();
-    assert_eq!(printed.lines().count(), 1, "{printed}");
+    assert_eq!(printed.lines().count(), 2, "{printed}");
     assert!(
         printed.contains("bastion sshd[812]: Failed password for invalid user mallory")
             && printed.contains("auth_failure"),
         "{printed}"
+    );
+
+    // The web frontend shows them to the admin (its password printed at the first start),
+    // escaped, filtered by tag.
+    let base = format!("http://127.0.0.1:{}", ports.web);
+    let jar = dir.path().join("cookies");
+    web_login(&base, &log, &jar);
+    let page = curl(&jar, &[&format!("{base}/events?tag=auth_failure")]);
+    assert!(
+        page.contains("invalid user mallory") && page.contains("invalid user eve"),
+        "{page}"
+    );
+    assert!(!page.contains("web3"), "only the tagged events: {page}");
+    let export = curl(&jar, &[&format!("{base}/events.jsonl?host=db7")]);
+    assert_eq!(export.lines().count(), 1, "{export}");
+    assert!(export.contains("Out of memory"), "{export}");
+
+    // The daily reports over yesterday's events.
+    let output = Command::new(example("loggr"))
+        .args(["report", "--all", "daily", "--db"])
+        .arg(data.join("loggr.db"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let report = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        report.contains("IMPORTANT: Out-Of-Memory: 1 host"),
+        "{report}"
+    );
+    assert!(report.contains("db7"), "{report}");
+    assert!(report.contains("198.51.100.7"), "{report}");
+    assert!(
+        !report.contains("eve"),
+        "an unknown user name is never printed: {report}"
     );
     assert!(daemon.terminate().success());
 }
