@@ -12,6 +12,10 @@
 //! user's `password_hash`. The bundled file ships no password: its user `admin` (or
 //! `$LOGGR_WEB_ADMIN`) takes its hash from `$LOGGR_WEB_ADMIN_HASH`, and the frontend refuses to
 //! start while that is unset.
+//!
+//! The `[status]` table lists what the status page watches besides the store: the other
+//! daemons' `/metrics`, RabbitMQ queues (loggr-web's `amqp` feature) and Redis spools (its
+//! `redis` feature). The frontend serves its own `/healthz` and `/metrics` on `listen`.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)] // the hash is the output
 

@@ -162,6 +162,12 @@ impl SessionStore {
         self.lock().remove(id);
     }
 
+    /// How many sessions are live (for the `loggr_web_sessions_open` gauge).
+    pub fn open_count(&self) -> usize {
+        let now = Instant::now();
+        self.lock().values().filter(|s| s.expires > now).count()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
         // A panic while holding the lock leaves the map consistent (single inserts/removes).
         self.sessions

@@ -1,9 +1,12 @@
-//! The frontend's TOML configuration: where to listen, the database, the users.
+//! The frontend's TOML configuration: where to listen, the database, the users, what the
+//! status page watches.
 
 use std::fmt;
 use std::net::SocketAddr;
 
 use serde::Deserialize;
+
+pub use crate::status::{ComponentConfig, StatusConfig};
 
 /// The `web_frontend` configuration (TOML).
 ///
@@ -45,6 +48,10 @@ pub struct WebConfig {
     /// Who may log in.
     #[serde(default)]
     pub users: Vec<UserConfig>,
+    /// What the status page watches besides the store: other daemons' `/metrics`, RabbitMQ
+    /// queues, Redis spools (see [`StatusConfig`]). Optional.
+    #[serde(default)]
+    pub status: StatusConfig,
 }
 
 /// One user allowed to log in.
@@ -109,7 +116,9 @@ impl WebConfig {
     /// # Errors
     ///
     /// [`ConfigError`] naming the culprit: TOML syntax, an unknown field, a page size out of
-    /// range, a password hash that is not an argon2 PHC string, a duplicate user.
+    /// range, a password hash that is not an argon2 PHC string, a duplicate user, a `[status]`
+    /// entry that cannot work (a `metrics_url` that is not plain `http://`, queues without
+    /// `amqp_url`, an `amqp_url` or `redis_url` without the feature compiled in).
     pub fn from_toml_str(text: &str) -> Result<WebConfig, ConfigError> {
         let config: WebConfig = toml::from_str(text).map_err(ConfigError::Toml)?;
         config.validate()?;
@@ -129,6 +138,9 @@ impl WebConfig {
         }
         if self.session_ttl_secs == 0 {
             return Err(invalid("session_ttl_secs".into(), "must be at least 1"));
+        }
+        if let Err((field, reason)) = self.status.validate() {
+            return Err(invalid(field, reason));
         }
         for (i, user) in self.users.iter().enumerate() {
             if argon2::PasswordHash::new(&user.password_hash).is_err()
@@ -159,6 +171,7 @@ impl fmt::Debug for WebConfig {
             .field("page_size", &self.page_size)
             .field("export_max_rows", &self.export_max_rows)
             .field("users", &self.users)
+            .field("status", &self.status)
             .finish()
     }
 }
@@ -204,5 +217,45 @@ mod tests {
             "{good}[[users]]\nname = \"a\"\npassword_hash = \"{HASH}\"\nrole = \"reader\"\n"
         );
         assert!(WebConfig::from_toml_str(&twice).is_err());
+    }
+
+    #[test]
+    fn the_bundled_example_configuration_is_valid() {
+        let text = include_str!("../../examples/config/web_frontend.toml");
+        let text = loggr_core::config::interpolate(text, |name| {
+            (name == "LOGGR_WEB_ADMIN_HASH").then(|| HASH.to_owned())
+        })
+        .unwrap();
+        let config = WebConfig::from_toml_str(&text).unwrap();
+        assert_eq!(config.status.components.len(), 4);
+    }
+
+    #[test]
+    fn validates_the_status_table() {
+        let base = "database_url = \"x.db\"\n[status]\n";
+        let good = format!(
+            "{base}components = [{{ name = \"a\", metrics_url = \"http://127.0.0.1:9/metrics\" }}]\n"
+        );
+        let config = WebConfig::from_toml_str(&good).unwrap();
+        assert_eq!(config.status.components.len(), 1);
+        assert_eq!(config.status.probe_timeout_ms, 2000);
+        let https = good.replace("http://", "https://");
+        assert!(matches!(
+            WebConfig::from_toml_str(&https),
+            Err(ConfigError::Invalid { field, .. }) if field == "status.components[0].metrics_url"
+        ));
+        let orphan = format!("{base}queues = [\"q\"]\n");
+        assert!(matches!(
+            WebConfig::from_toml_str(&orphan),
+            Err(ConfigError::Invalid { field, .. }) if field == "status.queues"
+        ));
+        let unknown = format!("{base}colour = 1\n");
+        assert!(WebConfig::from_toml_str(&unknown).is_err());
+        let redis = format!("{base}redis_url = \"redis://:sekrit@127.0.0.1/\"\n");
+        let parsed = WebConfig::from_toml_str(&redis);
+        assert_eq!(parsed.is_ok(), cfg!(feature = "redis"), "{parsed:?}");
+        if let Ok(config) = parsed {
+            assert!(!format!("{config:?}").contains("sekrit"));
+        }
     }
 }

@@ -1,10 +1,11 @@
 //! loggr's web frontend: log in, query the stored events (any [`loggr_store::Store`]:
 //! PostgreSQL or the embedded SQLite store), open one, export a selection as JSON lines or
-//! CSV, and see the store's status.
+//! CSV, and see the status of the store and of the other loggr daemons, queues and spools.
 //!
 //! Plain server-rendered HTML ([minijinja] templates bundled in the binary, auto-escaping on:
-//! log messages are attacker-controlled), no JavaScript, a strict Content-Security-Policy on
-//! every answer. Users come from the configuration with argon2 password hashes and a role;
+//! log messages are attacker-controlled), a strict Content-Security-Policy on every answer.
+//! The only JavaScript is the status page's optional live update (`/static/status.js`, no
+//! inline script); every page works without it. Users come from the configuration with argon2 password hashes and a role;
 //! sessions live in memory (see [`auth`]); every POST checks a CSRF token; every SQL
 //! statement is parameterised (see [`query`]).
 //!
@@ -23,15 +24,30 @@
 //! | `GET /events?from&to&host&program&severity&tag&q&cursor` | the query page, newest first, keyset-paged |
 //! | `GET /events/{id}` | one event: every column, tags, extra info, structured data, raw bytes |
 //! | `GET /events.jsonl`, `GET /events.csv` (same filters) | exports, capped at `export_max_rows` |
-//! | `GET /status` | database reachability, event count estimate, recent ingest |
+//! | `GET /status` | the store (reachability, event count estimate, recent ingest) and what `[status]` watches (see [`status`]) |
+//! | `GET /status/stream` | the same as server-sent events: a JSON [`status::Snapshot`] every two seconds |
+//! | `GET /healthz` | `ok` (no session needed) |
+//! | `GET /metrics` | the frontend's own Prometheus figures (no session needed; bounded labels, see below) |
 //!
-//! Without a session, pages redirect to `/login` (303) and exports answer 401.
+//! Without a session, pages redirect to `/login` (303); exports and `/status/stream` answer
+//! 401.
+//!
+//! `/metrics` carries `loggr_web_http_requests_total{route,status}` (by route template and
+//! status class, never the raw path), `loggr_web_sessions_open`, and per store query kind
+//! (`events`, `event`, `status`) `loggr_web_store_query_duration_seconds` (`_sum`, `_count`)
+//! and `loggr_web_store_query_errors_total`. It needs no session: bind the frontend to
+//! localhost or let the reverse proxy keep `/metrics` internal if its figures are private.
+//!
+//! Cargo features: `amqp` (RabbitMQ queue depths on the status page), `redis` (Redis spool
+//! lengths).
 
 pub mod auth;
 pub mod config;
 pub mod export;
+mod metrics;
 pub mod query;
 mod routes;
+pub mod status;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +63,8 @@ pub struct AppState {
     templates: Environment<'static>,
     sessions: auth::SessionStore,
     store: Arc<dyn loggr_store::Store>,
+    metrics: metrics::WebMetrics,
+    probes: status::Probes,
 }
 
 /// Why the frontend cannot start.
@@ -112,6 +130,8 @@ impl AppState {
             config,
             templates,
             store,
+            metrics: metrics::WebMetrics::default(),
+            probes: status::Probes::default(),
         }))
     }
 

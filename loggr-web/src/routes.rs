@@ -4,11 +4,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{FromRequestParts, Path, Query, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, Path, Query, Request, State};
 use axum::http::header::{self, HeaderValue};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
+use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -16,16 +17,24 @@ use serde::Serialize;
 
 use crate::auth::{self, Session, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
 use crate::export::csv_record;
+use crate::metrics::StoreQuery;
 use crate::query::{encode_cursor, severity_name, BadFilter, Filters, RawFilters};
 use crate::AppState;
 
 const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; \
-                   form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+                   base-uri 'none'";
 const STYLE: &str = include_str!("../static/style.css");
+const STATUS_JS: &str = include_str!("../static/status.js");
+
+/// How often `/status/stream` sends a snapshot.
+const STREAM_EVERY: Duration = Duration::from_secs(2);
 
 type Shared = Arc<AppState>;
 
-/// The frontend's routes over `state`, with the security headers on every answer.
+/// The frontend's routes over `state`, with the security headers on every answer, and its
+/// `/healthz` (`ok`) and `/metrics` (Prometheus text, see the crate docs), which need no
+/// session: they show no event data and only bounded label sets.
 pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/", get(|| async { Redirect::to("/events") }))
@@ -36,9 +45,63 @@ pub fn router(state: Shared) -> Router {
         .route("/events.csv", get(export_csv))
         .route("/events/{id}", get(event))
         .route("/status", get(status))
+        .route("/status/stream", get(status_stream))
         .route("/static/style.css", get(style))
+        .route("/static/status.js", get(status_js))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
         .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(state.clone(), count_request))
         .with_state(state)
+}
+
+/// Counts the answer by route template and status class.
+async fn count_request(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned());
+    let response = next.run(request).await;
+    state
+        .metrics
+        .request(route.as_deref(), response.status().as_u16());
+    response
+}
+
+async fn metrics(State(state): State<Shared>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(state.sessions.open_count()),
+    )
+        .into_response()
+}
+
+async fn status_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        STATUS_JS,
+    )
+        .into_response()
+}
+
+/// Runs a store query, recording its duration and outcome in the metrics.
+async fn timed<T>(
+    state: &AppState,
+    query: StoreQuery,
+    run: impl std::future::Future<Output = Result<T, loggr_store::StoreError>>,
+) -> Result<T, loggr_store::StoreError> {
+    let started = Instant::now();
+    let answer = run.await;
+    state
+        .metrics
+        .store_query(query, started.elapsed(), answer.is_err());
+    answer
 }
 
 async fn security_headers(request: Request, next: Next) -> Response {
@@ -130,7 +193,7 @@ impl IntoResponse for Failure {
 }
 
 /// An error and its causes, `: `-separated (tokio-postgres's own message is only `db error`).
-fn chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -166,7 +229,11 @@ impl FromRequestParts<Shared> for Authed {
             }
         }
         let path = parts.uri.path();
-        if path.ends_with(".jsonl") || path.ends_with(".csv") || path.starts_with("/api/") {
+        if path.ends_with(".jsonl")
+            || path.ends_with(".csv")
+            || path.starts_with("/api/")
+            || path == "/status/stream"
+        {
             Err((
                 StatusCode::UNAUTHORIZED,
                 [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -369,13 +436,15 @@ async fn fetch(
     filters: &Filters,
     limit: u32,
 ) -> Result<(Vec<EventRow>, bool), Failure> {
-    let mut events: Vec<EventRow> = state
-        .store
-        .events(filters, limit.saturating_add(1))
-        .await?
-        .into_iter()
-        .map(EventRow::from)
-        .collect();
+    let mut events: Vec<EventRow> = timed(
+        state,
+        StoreQuery::Events,
+        state.store.events(filters, limit.saturating_add(1)),
+    )
+    .await?
+    .into_iter()
+    .map(EventRow::from)
+    .collect();
     let more = events.len() > limit as usize;
     events.truncate(limit as usize);
     Ok((events, more))
@@ -554,7 +623,7 @@ async fn event(
 ) -> Result<Response, Failure> {
     let (user, role, csrf) = page_context(&authed);
     let id: i64 = id.parse().map_err(|_| Failure::BadRequest)?;
-    let Some(detail) = state.store.event(id).await? else {
+    let Some(detail) = timed(&state, StoreQuery::Event, state.store.event(id)).await? else {
         return Err(Failure::NotFound);
     };
     let summary = &detail.summary;
@@ -604,32 +673,39 @@ async fn event(
     Ok(html(StatusCode::OK, body))
 }
 
-/// The window of the status page's ingest figures.
-const WINDOW_MINUTES: u64 = 5;
-
 async fn status(State(state): State<Shared>, authed: Authed) -> Result<Response, Failure> {
     let (user, role, csrf) = page_context(&authed);
-    let started = Instant::now();
-    let figures = state
-        .store
-        .status(Duration::from_secs(WINDOW_MINUTES * 60))
-        .await
-        .map(|status| (started.elapsed().as_millis(), status));
-    let ctx = match figures {
-        Ok((db_ms, status)) => minijinja::context! {
-            user, role, csrf, db_ok => true, db_ms => db_ms as u64,
-            backend => state.store.backend(),
-            event_estimate => status.events, recent => status.recent,
-            window_minutes => WINDOW_MINUTES,
-            rate => format!("{:.2}", status.recent as f64 / (WINDOW_MINUTES as f64 * 60.0)),
-            newest => status.newest.map(|t| t.to_string()),
-        },
-        Err(error) => {
-            tracing::warn!(error = %chain(&error), "The status page cannot reach the store");
-            minijinja::context! { user, role, csrf, db_ok => false }
-        }
-    };
+    let snapshot = crate::status::snapshot(&state).await;
+    let ctx =
+        minijinja::context! { user, role, csrf, s => minijinja::Value::from_serialize(&*snapshot) };
     Ok(html(StatusCode::OK, render(&state, "status.html", ctx)?))
+}
+
+/// Server-sent events: a JSON [`Snapshot`](crate::status::Snapshot) at once, then every
+/// [`STREAM_EVERY`], as long as the client listens.
+/// The stream ends when the session does (logout or expiry).
+async fn status_stream(State(state): State<Shared>, authed: Authed) -> Response {
+    let id = authed.id;
+    let stream = futures::stream::unfold((state, true), move |(state, first)| {
+        let id = id.clone();
+        async move {
+            if !first {
+                tokio::time::sleep(STREAM_EVERY).await;
+                state.sessions.get(&id)?;
+            }
+            let snapshot = crate::status::snapshot(&state).await;
+            let event =
+                serde_json::to_string(&*snapshot).map(|json| SseEvent::default().data(json));
+            Some((event, (state, false)))
+        }
+    });
+    let mut response = Sse::new(stream).into_response();
+    // Tell buffering reverse proxies (nginx) to pass each event on at once.
+    response.headers_mut().insert(
+        header::HeaderName::from_static("x-accel-buffering"),
+        HeaderValue::from_static("no"),
+    );
+    response
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@ mod support;
 use support::{enc, Client, TestDb, ALICE_PASSWORD, BOB_PASSWORD};
 
 const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; \
-                   form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+                   base-uri 'none'";
 
 #[tokio::test]
 async fn login_succeeds_with_the_right_password_and_sets_a_strict_cookie() {

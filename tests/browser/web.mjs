@@ -229,6 +229,18 @@ async function run() {
     check(/Store\s*(postgres|sqlite), reachable/.test(status), `status shows the store reachable: ${status}`);
     check(status.includes('Events (estimate)'), 'status shows the event estimate');
     check(status.includes('Newest event received'), 'status shows the newest event');
+    step = 'status live update';
+    // status.js opens /status/stream (EventSource, allowed by the CSP's connect-src 'self')
+    // and marks the page live once a snapshot arrived.
+    await page.waitForFunction(
+      () => document.getElementById('live')?.textContent.startsWith('Live:'),
+      null,
+      { timeout: 10000 },
+    );
+    check(
+      /Store\s*(postgres|sqlite), reachable/.test(await page.locator('table.fields').textContent()),
+      'the live update keeps the store reachable',
+    );
     await shot(page, '04-status.png');
 
     step = 'query with filters';

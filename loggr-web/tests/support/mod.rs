@@ -319,7 +319,17 @@ fn cheap_hash(password: &str) -> String {
 
 /// Serves the frontend over `db` on 127.0.0.1:0; users alice (admin) and bob (reader).
 pub async fn serve(db_url: &str, page_size: u32, export_max_rows: u32) -> SocketAddr {
-    let toml = format!(
+    serve_with(db_url, page_size, export_max_rows, "").await
+}
+
+/// [`serve`] with more configuration appended (a `[status]` table, say).
+pub async fn serve_with(
+    db_url: &str,
+    page_size: u32,
+    export_max_rows: u32,
+    extra: &str,
+) -> SocketAddr {
+    let mut toml = format!(
         r#"
         database_url = "{db_url}"
         secure_cookies = false
@@ -337,6 +347,7 @@ pub async fn serve(db_url: &str, page_size: u32, export_max_rows: u32) -> Socket
         cheap_hash(ALICE_PASSWORD),
         cheap_hash(BOB_PASSWORD)
     );
+    toml.push_str(extra);
     let config = loggr_web::WebConfig::from_toml_str(&toml).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
