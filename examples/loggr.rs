@@ -163,11 +163,13 @@ async fn main() -> anyhow::Result<()> {
     }
     let shutdown = loggr::daemon::shutdown_on_signals();
     let mut lines = where_;
+    let mut metrics_bound = None;
     if let Some(address) = metrics_address {
         let (bound, _task) =
             loggr::http::serve_metrics(address, pipeline.metrics().clone(), shutdown.clone())
                 .await?;
         lines.push(format!("metrics   http://{bound}/metrics"));
+        metrics_bound = Some(bound);
     }
     if let Some(database) = &database {
         if !args.no_web {
@@ -177,7 +179,7 @@ async fn main() -> anyhow::Result<()> {
                     .unwrap_or_else(|_| "127.0.0.1:8080".into())
                     .parse()?,
             };
-            lines.extend(serve_web(database, address, shutdown.clone()).await?);
+            lines.extend(serve_web(database, address, metrics_bound, shutdown.clone()).await?);
         }
         if !args.no_reports {
             let out = data_dir(database).join("reports.txt");
@@ -353,18 +355,28 @@ fn admin_hash(dir: &std::path::Path, lines: &mut Vec<String>) -> anyhow::Result<
 async fn serve_web(
     database: &str,
     address: SocketAddr,
+    metrics: Option<SocketAddr>,
     shutdown: loggr::CancellationToken,
 ) -> anyhow::Result<Vec<String>> {
     let mut lines = Vec::new();
     let hash = admin_hash(&data_dir(database), &mut lines)?;
     // Plain HTTP on localhost: put a TLS proxy in front before exposing it.
-    let toml = format!(
-        "listen = {}\ndatabase_url = {}\nsecure_cookies = false\n\
-         [[users]]\nname = \"admin\"\npassword_hash = {}\nrole = \"admin\"\n",
+    let mut toml = format!(
+        "listen = {}\ndatabase_url = {}\nsecure_cookies = false\n",
         toml_string(&address.to_string()),
         toml_string(database),
-        toml_string(&hash)
     );
+    // The status page watches this daemon's own /metrics.
+    if let Some(metrics) = metrics {
+        toml.push_str(&format!(
+            "[status]\ncomponents = [{{ name = \"loggr\", metrics_url = {} }}]\n",
+            toml_string(&format!("http://{metrics}/metrics"))
+        ));
+    }
+    toml.push_str(&format!(
+        "[[users]]\nname = \"admin\"\npassword_hash = {}\nrole = \"admin\"\n",
+        toml_string(&hash)
+    ));
     let config = loggr_web::WebConfig::from_toml_str(&toml)?;
     let state = loggr_web::AppState::new(config)?;
     let listener = tokio::net::TcpListener::bind(address)

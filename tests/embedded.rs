@@ -254,6 +254,13 @@ async fn zero_config_stores_relp_tcp_and_udp_with_tags_and_fields() {
         "{page}"
     );
     assert!(!page.contains("web3"), "only the tagged events: {page}");
+    // The status page watches the daemon itself through its /metrics.
+    let status = curl(&jar, &[&format!("{base}/status")]);
+    assert!(status.contains("sqlite, reachable"), "{status}");
+    assert!(
+        status.contains("<td>loggr <small>") && status.contains("<td class=\"up\">up ("),
+        "{status}"
+    );
     let export = curl(&jar, &[&format!("{base}/events.jsonl?host=db7")]);
     assert_eq!(export.lines().count(), 1, "{export}");
     assert!(export.contains("Out of memory"), "{export}");
