@@ -39,7 +39,7 @@ const INSERT_EVENT: &str = "INSERT INTO event (digest, logtime, received_at, rep
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
      ON CONFLICT (digest) DO NOTHING";
 const INSERT_TAG: &str = "INSERT INTO tag (event, name) VALUES (?1, ?2) ON CONFLICT DO NOTHING";
-const INSERT_EXTRA: &str = "INSERT INTO extra_info (event, name, val) VALUES (?1, ?2, ?3)";
+const INSERT_EXTRA: &str = "INSERT INTO extra_info (event, seq, name, val) VALUES (?1, ?2, ?3, ?4)";
 const SELECT_TAGS: &str = "SELECT name FROM tag WHERE event = ?1 ORDER BY name";
 const LIST_COLUMNS: &str = "e.id, e.logtime, e.received_at, e.hostname, e.program, e.pid, \
      e.facility, e.severity, e.message";
@@ -377,8 +377,8 @@ fn insert_batch(conn: &mut Connection, events: &[Event]) -> Result<InsertStats, 
                 for name in tag_names(event) {
                     insert_tag.execute(params![id, name.as_ref()])?;
                 }
-                for (name, value) in extra_rows(event) {
-                    insert_extra.execute(params![id, name.as_ref(), value.as_ref()])?;
+                for (seq, (name, value)) in (0_i64..).zip(extra_rows(event)) {
+                    insert_extra.execute(params![id, seq, name.as_ref(), value.as_ref()])?;
                 }
             }
         }
@@ -599,7 +599,7 @@ fn report_events(
         let mut rows = statement.query(rusqlite::params_from_iter(values))?;
         let mut tags = tx.prepare_cached(SELECT_TAGS)?;
         let mut fields = tx.prepare_cached(
-            "SELECT name, val FROM extra_info WHERE event = ?1 ORDER BY name, rowid",
+            "SELECT name, val FROM extra_info WHERE event = ?1 ORDER BY name, seq",
         )?;
         while let Some(row) = rows.next()? {
             let id: i64 = row.get(0)?;
@@ -679,7 +679,7 @@ fn auth_counts(conn: &Connection, selection: &Selection) -> Result<AuthCounts, S
         targets: group("e.hostname")?,
         sources: group(
             "(SELECT x.val FROM extra_info x WHERE x.event = e.id \
-             AND x.name = 'source_address' ORDER BY x.rowid LIMIT 1)",
+             AND x.name = 'source_address' ORDER BY x.seq LIMIT 1)",
         )?,
     };
     counts.sort();

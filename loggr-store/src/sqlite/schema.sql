@@ -42,13 +42,18 @@ CREATE TABLE IF NOT EXISTS tag (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tag_name_event_idx ON tag (name, event);
 
--- Named values attached by parsers and filters, one row per value, as text.
+-- Named values attached by parsers and filters, one row per value, as text. Keyed by
+-- (event, seq), `seq` numbering an event's values in storage order: one B-tree, appended to
+-- (events are inserted in id order), where a rowid table and an (event, name) index were two
+-- — most events carry several values (the sources' connection fields), so this is a third
+-- of the B-tree insertions of storing an event.
 CREATE TABLE IF NOT EXISTS extra_info (
     event INTEGER NOT NULL,
+    seq   INTEGER NOT NULL,
     name  TEXT    NOT NULL,
-    val   TEXT    NOT NULL
-);
-CREATE INDEX IF NOT EXISTS extra_info_event_idx ON extra_info (event, name);
+    val   TEXT    NOT NULL,
+    PRIMARY KEY (event, seq)
+) WITHOUT ROWID;
 
 -- Deleting events deletes their tags and extra info.
 CREATE TRIGGER IF NOT EXISTS event_deleted AFTER DELETE ON event BEGIN

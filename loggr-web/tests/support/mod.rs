@@ -252,10 +252,10 @@ fn insert_sqlite(conn: &rusqlite::Connection, event: &NewEvent<'_>) -> i64 {
         )
         .unwrap();
     }
-    for (name, val) in event.extra {
+    for (seq, (name, val)) in (0_i64..).zip(event.extra) {
         conn.execute(
-            "INSERT INTO extra_info (event, name, val) VALUES (?1, ?2, ?3)",
-            rusqlite::params![id, name, val],
+            "INSERT INTO extra_info (event, seq, name, val) VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![id, seq, name, val],
         )
         .unwrap();
     }
