@@ -287,6 +287,49 @@ fn rabbitmq_down_for_30_seconds_under_load_loses_nothing() {
     assert_eq!(spool_length(&chain), 0, "the collector drained the spool");
 }
 
+#[test]
+fn a_queue_deleted_under_publishing_sends_the_returned_events_to_the_spool_and_loses_nothing() {
+    let mut chain = Chain::start();
+    // A first load through the whole chain: syslog_server's sink is connected (it declares
+    // its topology when it connects), and the queue is empty again.
+    let first = 2_000;
+    wait_sent(loggen_send(&chain, "qfirst", first, 0));
+    chain.wait_stored(first, Duration::from_secs(120));
+    // No consumer to declare the queue again, and nothing in it to lose: stop the parser,
+    // then delete the queue syslog_server publishes to.
+    assert!(chain.parser.take().unwrap().terminate().success());
+    chain
+        .rabbit
+        .ctl(&["delete_queue", &format!("{PREFIX}.syslog")]);
+    let count = 20_000;
+    wait_sent(loggen_send(&chain, "qdeleted", count, 4_000));
+    // Every message was acknowledged over RELP: the broker returned the unroutable ones
+    // (`mandatory`), and the fallback sink put them in the spool instead.
+    assert!(
+        chain
+            .log("syslog_server")
+            .contains("The primary sink failed; writing to the secondary"),
+        "no returned publish went to the spool\n{}",
+        chain.logs()
+    );
+    // The parser declares its queue again; the collector replays the spool into it.
+    chain.parser = Some(chain.spawn("parser", &[]));
+    chain.wait_stored(first + count, Duration::from_secs(300));
+    std::thread::sleep(Duration::from_secs(2));
+    // Each run exactly once (the other run's messages are the only "unexpected" ones).
+    for (run, sent, other) in [("qfirst", first, count), ("qdeleted", count, first)] {
+        let tally = chain.check(run, sent);
+        let expected = Tally {
+            received: sent,
+            lost: 0,
+            duplicated: 0,
+            unexpected: other,
+        };
+        assert_eq!(tally, expected, "run {run}\n{}", chain.logs());
+    }
+    assert_eq!(spool_length(&chain), 0, "the collector drained the spool");
+}
+
 fn spool_length(chain: &Chain) -> u64 {
     let output = Command::new("redis-cli")
         .args([
