@@ -330,6 +330,49 @@ fn a_queue_deleted_under_publishing_sends_the_returned_events_to_the_spool_and_l
     assert_eq!(spool_length(&chain), 0, "the collector drained the spool");
 }
 
+#[test]
+fn a_poison_event_is_quarantined_and_the_stream_goes_on() {
+    let chain = Chain::start();
+    let count = 20_000;
+    let sender = loggen_send(&chain, "poison", count, 5_000);
+    std::thread::sleep(Duration::from_secs(1));
+    // In the middle of the load, an event PostgreSQL refuses for good: a JSON event reported
+    // in 4800 BC (timestamptz starts at 4713 BC, SQLSTATE 22008).
+    let poison = r#"{"message":"poison from the past","timestamp":"-004800-06-01T00:00:00Z","hostname":"h"}"#;
+    let relp = format!("127.0.0.1:{}", chain.relp_port);
+    let acked = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut client = loggr::relp::Client::connect(&relp, loggr::relp::ClientConfig::default())
+            .await
+            .unwrap();
+        client.send(poison.into()).await.unwrap();
+        client.flush().await.unwrap();
+        client.close().await.unwrap().acked
+    });
+    assert_eq!(acked, 1);
+    wait_sent(sender);
+    chain.wait_stored(count, Duration::from_secs(300));
+    // The poison is kept, with PostgreSQL's reason; everything else is stored once.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let quarantined = loop {
+        let rows = chain.postgres.psql(
+            "loggr",
+            "SELECT sqlstate || ' ' || (event->>'message') FROM quarantine",
+        );
+        if !rows.is_empty() || Instant::now() > deadline {
+            break rows;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(
+        quarantined,
+        "22008 poison from the past",
+        "\n{}",
+        chain.logs()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_exactly_once(&chain, "poison", count);
+}
+
 fn spool_length(chain: &Chain) -> u64 {
     let output = Command::new("redis-cli")
         .args([
