@@ -44,15 +44,23 @@ fn structured_data() -> impl Strategy<Value = StructuredData> {
             if !seen.insert(id.clone()) {
                 continue;
             }
+            // The canonical JSON form keeps a repeated param's values together, in order
+            // (`{"f": ["a", "b"]}`): a param repeated after another name comes back next to
+            // its first value. Generate the params in that grouped order.
+            let mut grouped: Vec<loggr_core::SdParam> = Vec::new();
+            for (name, value) in params {
+                let param = loggr_core::SdParam {
+                    name: name.into(),
+                    value: value.into(),
+                };
+                match grouped.iter().rposition(|p| p.name == param.name) {
+                    Some(last) => grouped.insert(last + 1, param),
+                    None => grouped.push(param),
+                }
+            }
             data.elements.push(loggr_core::SdElement {
                 id: id.into(),
-                params: params
-                    .into_iter()
-                    .map(|(name, value)| loggr_core::SdParam {
-                        name: name.into(),
-                        value: value.into(),
-                    })
-                    .collect(),
+                params: grouped,
             });
         }
         data
