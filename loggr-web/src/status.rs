@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::config::redact_url;
 use crate::metrics::StoreQuery;
@@ -418,69 +417,49 @@ async fn component_status(config: &ComponentConfig, timeout: Duration) -> Compon
     status
 }
 
-/// GETs a plain-HTTP URL; the body of a 200 answer, or a short reason (no secrets).
+/// GETs a plain-HTTP URL (hyper's HTTP/1.1 client); the body of a 200 answer, at most
+/// [`MAX_METRICS_BYTES`], or a short reason (no secrets).
 async fn http_get(url: &str) -> Result<String, String> {
+    use http_body_util::BodyExt as _;
     let target = HttpTarget::parse(url).ok_or_else(|| "bad URL".to_owned())?;
-    let mut stream = tokio::net::TcpStream::connect((target.host.as_str(), target.port))
+    let stream = tokio::net::TcpStream::connect((target.host.as_str(), target.port))
         .await
         .map_err(|e| format!("unreachable: {}", e.kind()))?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|_| "not an HTTP server".to_owned())?;
+    // The connection is driven beside the request, and dropped with it.
+    let driver = tokio::spawn(connection);
     let host = if target.host.contains(':') {
         format!("[{}]:{}", target.host, target.port)
     } else {
         format!("{}:{}", target.host, target.port)
     };
-    let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {host}\r\nAccept: text/plain\r\nConnection: close\r\n\r\n",
-        target.path
-    );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| format!("write failed: {}", e.kind()))?;
-    let mut bytes = Vec::new();
-    stream
-        .take(MAX_METRICS_BYTES)
-        .read_to_end(&mut bytes)
-        .await
-        .map_err(|e| format!("read failed: {}", e.kind()))?;
-    let text = String::from_utf8_lossy(&bytes);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| "not an HTTP answer".to_owned())?;
-    let mut lines = head.split("\r\n");
-    let code = lines
-        .next()
-        .and_then(|line| line.split(' ').nth(1))
-        .and_then(|code| code.parse::<u16>().ok())
-        .ok_or_else(|| "not an HTTP answer".to_owned())?;
-    if code != 200 {
-        return Err(format!("HTTP {code}"));
-    }
-    let chunked = lines.any(|line| {
-        line.split_once(':').is_some_and(|(name, value)| {
-            name.trim().eq_ignore_ascii_case("transfer-encoding")
-                && value.to_ascii_lowercase().contains("chunked")
-        })
-    });
-    if chunked {
-        dechunk(body).ok_or_else(|| "bad chunked body".to_owned())
-    } else {
-        Ok(body.to_owned())
-    }
-}
-
-fn dechunk(mut rest: &str) -> Option<String> {
-    let mut out = String::new();
-    loop {
-        let (size, after) = rest.split_once("\r\n")?;
-        let size = size.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size, 16).ok()?;
-        if size == 0 {
-            return Some(out);
+    let request = axum::http::Request::get(target.path.as_str())
+        .header(axum::http::header::HOST, host)
+        .header(axum::http::header::ACCEPT, "text/plain")
+        .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+        .map_err(|_| "bad URL".to_owned())?;
+    let answer = async {
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|_| "not an HTTP answer".to_owned())?;
+        if response.status() != axum::http::StatusCode::OK {
+            return Err(format!("HTTP {}", response.status().as_u16()));
         }
-        out.push_str(after.get(..size)?);
-        rest = after.get(size + 2..)?;
+        let limit = usize::try_from(MAX_METRICS_BYTES).unwrap_or(usize::MAX);
+        let body = http_body_util::Limited::new(response.into_body(), limit)
+            .collect()
+            .await
+            .map_err(|_| "answer broken or too large".to_owned())?
+            .to_bytes();
+        Ok(String::from_utf8_lossy(&body).into_owned())
     }
+    .await;
+    driver.abort();
+    answer
 }
 
 /// One sample of the Prometheus text format.
@@ -853,14 +832,5 @@ mod tests {
         ] {
             assert_eq!(HttpTarget::parse(bad), None, "{bad}");
         }
-    }
-
-    #[test]
-    fn dechunks() {
-        assert_eq!(
-            dechunk("3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").as_deref(),
-            Some("abcde")
-        );
-        assert_eq!(dechunk("5\r\nab"), None);
     }
 }

@@ -34,10 +34,13 @@ async fn fake_daemon() -> String {
 
 /// A local URL nothing listens on.
 async fn dead_url() -> String {
+    format!("http://127.0.0.1:{}/metrics", dead_port().await)
+}
+
+/// A local port nothing listens on.
+async fn dead_port() -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    format!("http://{addr}/metrics")
+    listener.local_addr().unwrap().port()
 }
 
 /// GETs `/status/stream` with the client's cookies; returns the status code, the headers
@@ -325,12 +328,7 @@ mod amqp {
 
     #[tokio::test]
     async fn an_unreachable_broker_shows_unknown_depths_without_its_password() {
-        let dead = super::dead_url().await;
-        let port = dead
-            .rsplit(':')
-            .next()
-            .unwrap()
-            .trim_end_matches("/metrics");
+        let port = super::dead_port().await;
         let db = TestDb::on(support::Backend::Sqlite, "amqp_down").await;
         let extra = format!(
             "[status]\namqp_url = \"amqp://guest:s3cret@127.0.0.1:{port}/%2f\"\nqueues = [\"q\"]\nprobe_timeout_ms = 1000\n"
@@ -411,12 +409,7 @@ mod redis_spool {
 
     #[tokio::test]
     async fn an_unreachable_redis_shows_unknown_lengths_without_its_password() {
-        let dead = super::dead_url().await;
-        let port = dead
-            .rsplit(':')
-            .next()
-            .unwrap()
-            .trim_end_matches("/metrics");
+        let port = super::dead_port().await;
         let db = TestDb::on(support::Backend::Sqlite, "redis_down").await;
         let extra = format!(
             "[status]\nredis_url = \"redis://:s3cret@127.0.0.1:{port}/\"\nspool_keys = [\"k\"]\nprobe_timeout_ms = 1000\n"
