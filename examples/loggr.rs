@@ -427,17 +427,22 @@ async fn report_on_schedule(
     shutdown: loggr::CancellationToken,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(300));
+    // Opened once (at the first tick that can), then kept.
+    let mut opened: Option<std::sync::Arc<dyn loggr::store::Store>> = None;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let store = match loggr::store::open(&database, "loggr-reports") {
-            Ok(store) => store,
-            Err(error) => {
-                tracing::warn!(%error, "The reports cannot open the store");
-                continue;
-            }
+        let store = match &opened {
+            Some(store) => store.clone(),
+            None => match loggr::store::open(&database, "loggr-reports") {
+                Ok(store) => opened.insert(store).clone(),
+                Err(error) => {
+                    tracing::warn!(%error, "The reports cannot open the store");
+                    continue;
+                }
+            },
         };
         let mut text: Vec<u8> = Vec::new();
         match reporter
