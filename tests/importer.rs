@@ -38,9 +38,9 @@ const LOGHUB: [&str; 4] = [
 ];
 
 /// An importer configuration: every file under `tree`, BuzzSaw's stack keeping every line,
-/// into `url` (both the ledger and the sink).
-fn config(dir: &Path, tree: &Path, url: &str, stale_after: &str, sink_url: &str) -> PathBuf {
-    let path = dir.join("importer.toml");
+/// with the given `ledger` (an inline TOML table) and `[[sinks]]` table body.
+fn importer_config(dir: &Path, file: &str, tree: &Path, ledger: &str, sink: &str) -> PathBuf {
+    let path = dir.join(file);
     std::fs::write(
         &path,
         format!(
@@ -53,24 +53,53 @@ type = "files"
 name = "files"
 directories = ["{tree}"]
 format = "auto"
-ledger = {{ type = "postgres", url = "{url}", stale_after = "{stale_after}" }}
+ledger = {ledger}
 
 [[filters]]
 type = "buzzsaw"
 keep_uninteresting = true
 
 [[sinks]]
-type = "postgres"
-url = "{sink_url}"
-migrate = true
-batch = {{ max_events = 2000, linger = "20ms" }}
-retry = {{ initial_backoff = "100ms", max_backoff = "500ms", timeout = "3s", max_attempts = 5 }}
+{sink}
 "#,
             tree = tree.display()
         ),
     )
     .unwrap();
     path
+}
+
+/// The PostgreSQL setup: the ledger in `url`, the events in `sink_url`.
+fn config(dir: &Path, tree: &Path, url: &str, stale_after: &str, sink_url: &str) -> PathBuf {
+    importer_config(
+        dir,
+        "importer.toml",
+        tree,
+        &format!(r#"{{ type = "postgres", url = "{url}", stale_after = "{stale_after}" }}"#),
+        &format!(
+            r#"type = "postgres"
+url = "{sink_url}"
+migrate = true
+batch = {{ max_events = 2000, linger = "20ms" }}
+retry = {{ initial_backoff = "100ms", max_backoff = "500ms", timeout = "3s", max_attempts = 5 }}"#
+        ),
+    )
+}
+
+/// The embedded store: SQLite ledger and sink in one file.
+fn sqlite_config(dir: &Path, tree: &Path, db: &Path) -> PathBuf {
+    importer_config(
+        dir,
+        "importer-sqlite.toml",
+        tree,
+        &format!(r#"{{ type = "sqlite", path = "{}" }}"#, db.display()),
+        &format!(
+            r#"type = "sqlite"
+path = "{}"
+batch = {{ max_events = 2000, linger = "20ms" }}"#,
+            db.display()
+        ),
+    )
 }
 
 fn importer() -> Command {
@@ -372,40 +401,6 @@ fn a_file_is_recorded_only_when_its_events_were_stored() {
     assert!(!output.status.success());
     assert_eq!(db2.count("SELECT count(*) FROM log"), 0);
     assert_eq!(db2.count("SELECT count(*) FROM current_processing"), 0);
-}
-
-/// The same importer, configured for the embedded store: SQLite ledger and sink in one file.
-fn sqlite_config(dir: &Path, tree: &Path, db: &Path) -> PathBuf {
-    let path = dir.join("importer-sqlite.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-[pipeline]
-grace_period = "5s"
-
-[[sources]]
-type = "files"
-name = "files"
-directories = ["{tree}"]
-format = "auto"
-ledger = {{ type = "sqlite", path = "{db}" }}
-
-[[filters]]
-type = "buzzsaw"
-keep_uninteresting = true
-
-[[sinks]]
-type = "sqlite"
-path = "{db}"
-batch = {{ max_events = 2000, linger = "20ms" }}
-"#,
-            tree = tree.display(),
-            db = db.display()
-        ),
-    )
-    .unwrap();
-    path
 }
 
 #[test]
