@@ -99,6 +99,9 @@ async fn stores_once_and_reads_every_column_back(store: &dyn Store) {
     rich.msgid = Some("ID47".into());
     rich.set_field("userid", "alice");
     rich.set_field("port", Value::Int(22));
+    // Quotes, backslashes, control characters and non-ASCII come back as they went in.
+    let awkward = "say \"hi\"\\ tab\t nl\n bell\u{7} é ✓";
+    rich.set_field("awkward \"name\"", awkward);
     rich.structured_data.push("origin@1", "ip", "192.0.2.1");
     rich.raw = Some(bytes::Bytes::from_static(b"<34>raw\0bytes"));
     rich.message = Some("nul\0inside <script>".into());
@@ -128,7 +131,13 @@ async fn stores_once_and_reads_every_column_back(store: &dyn Store) {
     assert_eq!((summary.severity, summary.facility), (1, 4));
     assert_eq!(detail.msgid.as_deref(), Some("ID47"));
     assert_eq!(detail.userid.as_deref(), Some("alice"));
-    assert_eq!(detail.extra, vec![("port".to_owned(), "22".to_owned())]);
+    assert_eq!(
+        detail.extra,
+        vec![
+            ("awkward \"name\"".to_owned(), awkward.to_owned()),
+            ("port".to_owned(), "22".to_owned())
+        ]
+    );
     assert_eq!(detail.digest, rich.content_id().0.to_vec());
     assert_eq!(detail.logdate, "2023-11-14");
     assert!(detail.reported);

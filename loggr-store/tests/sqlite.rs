@@ -94,3 +94,136 @@ async fn a_reopened_store_has_every_committed_event() {
     let again = store.insert(&[event(3)]).await.unwrap();
     assert_eq!((again.inserted, again.duplicates), (0, 1));
 }
+
+/// Turns the version-2 database at `path` back into a version-1 one (`digest UNIQUE`), rows
+/// and ids kept, as a store released with schema version 1 left it.
+fn downgrade_to_v1(path: &std::path::Path) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(
+        "BEGIN; DROP TRIGGER event_deleted; DROP INDEX event_dedup_idx; DROP VIEW extra_info; \
+         DROP INDEX event_logtime_idx; DROP INDEX event_hostname_logtime_idx; \
+         DROP INDEX event_program_logtime_idx; ALTER TABLE event RENAME TO event_v2;",
+    )
+    .unwrap();
+    conn.execute_batch(include_str!("fixtures/sqlite_schema_v1.sql"))
+        .unwrap();
+    conn.execute_batch(
+        "INSERT INTO event (id, digest, logtime, received_at, reported, facility, severity, \
+         hostname, program, pid, msgid, userid, message, structured_data, raw) \
+         SELECT id, digest, logtime, received_at, reported, facility, severity, hostname, \
+         program, pid, msgid, userid, message, structured_data, raw FROM event_v2; \
+         INSERT INTO extra_info (event, seq, name, val) \
+         SELECT e.id, j.key, j.value ->> 0, j.value ->> 1 \
+         FROM event_v2 e, json_each(e.fields) j WHERE e.fields IS NOT NULL; \
+         DROP TABLE event_v2; PRAGMA user_version = 1; COMMIT;",
+    )
+    .unwrap();
+}
+
+fn index_names(path: &std::path::Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut statement = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'event' ORDER BY name")
+        .unwrap();
+    statement
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// The id of event 4 (the one with extra info) in a listing.
+fn id_of_4(listed: &[loggr_store::EventSummary]) -> i64 {
+    let four = listed
+        .iter()
+        .find(|e| e.message.as_deref() == Some("message 4 plain"));
+    four.expect("event 4 is listed").id
+}
+
+#[tokio::test]
+async fn a_version_1_store_is_rebuilt_with_its_events_tags_and_deduplication() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data/loggr.db");
+    // Event 0 without a reported time: deduplicated on its content alone.
+    let mut events: Vec<Event> = (0..20).map(event).collect();
+    events[0].timestamp = None;
+    // Extra info, with a repeated name whose values keep their order.
+    events[4].set_field("user", "alice");
+    events[4].set_field("port", 22i64);
+    events[4].set_field(
+        "tty",
+        loggr_core::Value::List(vec!["b \"2\"".into(), "a".into()]),
+    );
+    let (before, fields_before) = {
+        let store = open(&dir);
+        store.insert(&events).await.unwrap();
+        let listed = store.events(&EventFilter::default(), 100).await.unwrap();
+        let fields = store.event(id_of_4(&listed)).await.unwrap().unwrap().extra;
+        (listed, fields)
+    };
+    assert_eq!(fields_before.len(), 4, "{fields_before:?}");
+    downgrade_to_v1(&path);
+    assert!(
+        index_names(&path).contains(&"sqlite_autoindex_event_1".to_owned()),
+        "version 1 keeps digest UNIQUE: {:?}",
+        index_names(&path)
+    );
+
+    let store = open(&dir);
+    let indexes = index_names(&path);
+    assert!(
+        indexes.contains(&"event_dedup_idx".to_owned())
+            && !indexes.contains(&"sqlite_autoindex_event_1".to_owned()),
+        "{indexes:?}"
+    );
+    let after = store.events(&EventFilter::default(), 100).await.unwrap();
+    assert_eq!(after, before, "every event kept, ids too");
+    let odd = EventFilter {
+        tag: Some("odd".into()),
+        ..EventFilter::default()
+    };
+    let odd = store.events(&odd, 100).await.unwrap();
+    assert_eq!(odd.len(), 10, "tags still point at their events");
+    let fields = store.event(id_of_4(&after)).await.unwrap().unwrap().extra;
+    assert_eq!(fields, fields_before, "extra info moved with its event");
+    // The same events again, the one without a reported time received later: all duplicates.
+    let mut again = events.clone();
+    again[0].received_at = at(5000);
+    let stats = store.insert(&again).await.unwrap();
+    assert_eq!((stats.inserted, stats.duplicates), (0, 20));
+    let stats = store.insert(&[event(20)]).await.unwrap();
+    assert_eq!((stats.inserted, stats.duplicates), (1, 0));
+}
+
+#[tokio::test]
+async fn extra_info_reads_and_appends_like_a_table_through_sql() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let mut with_fields = event(1);
+    with_fields.set_field("user", "alice");
+    store.insert(&[with_fields, event(2)]).await.unwrap();
+    let listed = store.events(&EventFilter::default(), 10).await.unwrap();
+    let (two, one) = (listed[0].id, listed[1].id);
+    let conn = rusqlite::Connection::open(dir.path().join("data/loggr.db")).unwrap();
+    conn.execute_batch(&format!(
+        "INSERT INTO extra_info (event, seq, name, val) VALUES ({one}, 1, 'port', '22'), \
+         ({two}, 0, 'tty', 'pts/0')"
+    ))
+    .unwrap();
+    let rows: Vec<(i64, i64, String, String)> = conn
+        .prepare("SELECT event, seq, name, val FROM extra_info ORDER BY event, seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let expected = [
+        (one, 0, "user", "alice"),
+        (one, 1, "port", "22"),
+        (two, 0, "tty", "pts/0"),
+    ]
+    .map(|(e, s, n, v)| (e, s, n.to_owned(), v.to_owned()));
+    assert_eq!(rows, expected);
+    let detail = store.event(two).await.unwrap().unwrap();
+    assert_eq!(detail.extra, [("tty".to_owned(), "pts/0".to_owned())]);
+}

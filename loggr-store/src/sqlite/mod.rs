@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
+use loggr_core::encode::json_string;
 use loggr_core::Event;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
@@ -30,16 +31,39 @@ use crate::row::{extra_rows, is_detailed, store_text, structured_data_json, tag_
 use crate::{Store, StoreError};
 
 /// The schema this code writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 const SCHEMA: &str = include_str!("schema.sql");
 
+/// From schema version 1 to 2, before `schema.sql` runs: `digest UNIQUE` (an index SQLite
+/// cannot drop) gives way to `event_dedup_idx`, and the `extra_info` table (one row per
+/// value) to the packed `event.fields` under an `extra_info` view. The
+/// version-1 tables are renamed aside (the event table's indexes and trigger dropped, so
+/// that `schema.sql` creates them anew on the new table), and [`REBUILD_V1_AFTER`] copies
+/// their rows, ids and value order kept, into the new ones.
+const REBUILD_V1_BEFORE: &str = "DROP TRIGGER IF EXISTS event_deleted; \
+     DROP INDEX IF EXISTS event_logtime_idx; \
+     DROP INDEX IF EXISTS event_hostname_logtime_idx; \
+     DROP INDEX IF EXISTS event_program_logtime_idx; \
+     ALTER TABLE event RENAME TO event_v1; \
+     ALTER TABLE extra_info RENAME TO extra_info_v1;";
+const REBUILD_V1_AFTER: &str = "INSERT INTO event (id, digest, logtime, received_at, reported, \
+     facility, severity, hostname, program, pid, msgid, userid, message, structured_data, raw, \
+     fields) \
+     SELECT id, digest, logtime, received_at, reported, facility, severity, hostname, program, \
+     pid, msgid, userid, message, structured_data, raw, \
+     (SELECT json_group_array(json_array(x.name, x.val)) FROM \
+      (SELECT name, val FROM extra_info_v1 WHERE event = v.id ORDER BY seq) AS x \
+      HAVING count(*) > 0) \
+     FROM event_v1 AS v ORDER BY id; \
+     DROP TABLE event_v1; \
+     DROP TABLE extra_info_v1;";
+
 const INSERT_EVENT: &str = "INSERT INTO event (digest, logtime, received_at, reported, \
-     facility, severity, hostname, program, pid, msgid, userid, message, structured_data, raw) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
-     ON CONFLICT (digest) DO NOTHING";
+     facility, severity, hostname, program, pid, msgid, userid, message, structured_data, raw, \
+     fields) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+     ON CONFLICT DO NOTHING";
 const INSERT_TAG: &str = "INSERT INTO tag (event, name) VALUES (?1, ?2) ON CONFLICT DO NOTHING";
-const INSERT_EXTRA: &str = "INSERT INTO extra_info (event, seq, name, val) VALUES (?1, ?2, ?3, ?4)";
 const SELECT_TAGS: &str = "SELECT name FROM tag WHERE event = ?1 ORDER BY name";
 const LIST_COLUMNS: &str = "e.id, e.logtime, e.received_at, e.hostname, e.program, e.pid, \
      e.facility, e.severity, e.message";
@@ -120,10 +144,25 @@ const TUNING: &str = "PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456; 
 /// How often the checkpointer copies committed WAL frames into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
-/// A thread of its own that checkpoints the WAL (`PRAGMA wal_checkpoint(PASSIVE)`), so that
-/// copying pages into the database file (and its fsync) is not done by the writer in the
-/// middle of a commit, as SQLite's automatic checkpoints are; the writer's commits stay on
-/// the acknowledgement path, the checkpoints run beside them on the other core.
+/// WAL frames left after a passive checkpoint above which the checkpointer restarts the WAL.
+const RESTART_AFTER_FRAMES: i64 = 256;
+
+/// How long a restarting checkpoint may hold up the writer (or wait for a reader) before it
+/// gives up until the next round.
+const RESTART_PATIENCE: Duration = Duration::from_millis(20);
+
+/// A thread of its own that checkpoints the WAL, so that copying pages into the database
+/// file (and its fsync) is not done by the writer in the middle of a commit, as SQLite's
+/// automatic checkpoints are; the writer's commits stay on the acknowledgement path, the
+/// checkpoints run beside them on the other core.
+///
+/// Each round copies what it can without blocking anyone (`PASSIVE`), then, if the WAL has
+/// grown, restarts it (`RESTART`: the few frames committed meanwhile are copied while the
+/// writer waits, for at most [`RESTART_PATIENCE`]). A writer that commits back to back never
+/// lets a passive checkpoint catch up, and SQLite writes the WAL from its start again only
+/// after one did: without the restart the WAL grows for as long as the load lasts, and every
+/// commit appends to a growing file (new blocks to allocate, new page-cache pages) where it
+/// would overwrite the same few megabytes, a third of the commit's cost.
 struct Checkpointer {
     stop: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -135,7 +174,7 @@ impl Checkpointer {
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        conn.busy_timeout(busy)?;
+        conn.busy_timeout(RESTART_PATIENCE.min(busy))?;
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let name = path.display().to_string();
         let thread = std::thread::Builder::new()
@@ -144,11 +183,22 @@ impl Checkpointer {
                 while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                     stopped.recv_timeout(CHECKPOINT_EVERY)
                 {
-                    let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-                    });
-                    if let Err(error) = done {
-                        tracing::warn!(%error, path = %name, "SQLite checkpoint failed");
+                    let checkpoint = |mode: &str| {
+                        conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+                            r.get::<_, i64>(1)
+                        })
+                    };
+                    match checkpoint("PASSIVE") {
+                        Ok(frames) if frames > RESTART_AFTER_FRAMES => {
+                            // Busy (a reader or the writer held on): the next round retries.
+                            if let Err(error) = checkpoint("RESTART") {
+                                tracing::debug!(%error, path = %name, "SQLite WAL restart put off");
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(error) => {
+                            tracing::warn!(%error, path = %name, "SQLite checkpoint failed");
+                        }
                     }
                 }
                 // A last one at close, so that the WAL is small for the next start.
@@ -321,7 +371,15 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         });
     }
     if found < SCHEMA_VERSION {
+        // Version 0 is an empty database: nothing to carry over.
+        let rebuild_v1 = found == 1;
+        if rebuild_v1 {
+            tx.execute_batch(REBUILD_V1_BEFORE)?;
+        }
         tx.execute_batch(SCHEMA)?;
+        if rebuild_v1 {
+            tx.execute_batch(REBUILD_V1_AFTER)?;
+        }
         tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
         tracing::info!(from = found, to = SCHEMA_VERSION, "SQLite schema migrated");
     }
@@ -340,7 +398,7 @@ fn insert_batch(conn: &mut Connection, events: &[Event]) -> Result<InsertStats, 
     {
         let mut insert = tx.prepare_cached(INSERT_EVENT)?;
         let mut insert_tag = tx.prepare_cached(INSERT_TAG)?;
-        let mut insert_extra = tx.prepare_cached(INSERT_EXTRA)?;
+        let mut fields = Vec::with_capacity(256);
         for event in events {
             let digest = event.content_id();
             let hostname = text(&event.hostname);
@@ -351,6 +409,16 @@ fn insert_batch(conn: &mut Connection, events: &[Event]) -> Result<InsertStats, 
             let userid = userid(event);
             let structured = structured_data_json(&event.structured_data)
                 .map(|json| String::from_utf8_lossy(&json).into_owned());
+            let packed = if fields_json(event, &mut fields) {
+                Some(
+                    std::str::from_utf8(&fields).map_err(|e| StoreError::Decode {
+                        what: "extra info",
+                        message: e.to_string(),
+                    })?,
+                )
+            } else {
+                None
+            };
             let changed = insert.execute(params![
                 &digest.0[..],
                 micros(event.timestamp.unwrap_or(event.received_at)),
@@ -366,25 +434,46 @@ fn insert_batch(conn: &mut Connection, events: &[Event]) -> Result<InsertStats, 
                 message.as_deref(),
                 structured,
                 event.raw.as_deref(),
+                packed,
             ])?;
             if changed == 0 {
                 stats.duplicates += 1;
                 continue;
             }
             stats.inserted += 1;
-            if is_detailed(event) {
+            if !event.tags.is_empty() {
                 let id = tx.last_insert_rowid();
                 for name in tag_names(event) {
                     insert_tag.execute(params![id, name.as_ref()])?;
-                }
-                for (seq, (name, value)) in (0_i64..).zip(extra_rows(event)) {
-                    insert_extra.execute(params![id, seq, name.as_ref(), value.as_ref()])?;
                 }
             }
         }
     }
     tx.commit()?;
     Ok(stats)
+}
+
+/// Writes `event`'s extra info into `out` as `event.fields` holds it (a JSON array of
+/// `[name, value]` pairs, in [`extra_rows`] order); `false`, and `out` empty, when it has
+/// none.
+fn fields_json(event: &Event, out: &mut Vec<u8>) -> bool {
+    out.clear();
+    if !is_detailed(event) {
+        return false;
+    }
+    for (name, value) in extra_rows(event) {
+        out.push(if out.is_empty() { b'[' } else { b',' });
+        out.push(b'[');
+        json_string(out, &name);
+        out.push(b',');
+        json_string(out, &value);
+        out.push(b']');
+    }
+    if out.is_empty() {
+        return false;
+    }
+    out.push(b']');
+    true
 }
 
 /// The statement and parameters listing `limit` events matching `filter`, newest first.
@@ -544,7 +633,7 @@ const OLD_WITH_DATA: &str = "logtime < ?1 AND \
 const COUNT_OLD_FIELDS: &str =
     "SELECT count(*) FROM extra_info WHERE event IN (SELECT id FROM event WHERE logtime < ?1)";
 const DELETE_OLD_FIELDS: &str =
-    "DELETE FROM extra_info WHERE event IN (SELECT id FROM event WHERE logtime < ?1)";
+    "UPDATE event SET fields = NULL WHERE logtime < ?1 AND fields IS NOT NULL";
 
 /// `?N, ?N+1, …` for `count` parameters after `before` of them.
 fn placeholders(before: usize, count: usize) -> String {
@@ -728,11 +817,13 @@ fn anonymise(conn: &mut Connection, before: Timestamp) -> Result<AnonymiseCounts
         &format!("UPDATE event SET raw = NULL, message = '', userid = NULL WHERE {OLD_WITH_DATA}"),
         [micros(before)],
     )?;
-    let extra_info = tx.execute(DELETE_OLD_FIELDS, [micros(before)])?;
+    // The values, not the packed rows, as PostgreSQL counts its `extra_info` rows.
+    let extra_info: i64 = tx.query_row(COUNT_OLD_FIELDS, [micros(before)], |r| r.get(0))?;
+    tx.execute(DELETE_OLD_FIELDS, [micros(before)])?;
     tx.commit()?;
     Ok(AnonymiseCounts {
         events: events as u64,
-        extra_info: extra_info as u64,
+        extra_info: u64::try_from(extra_info).unwrap_or_default(),
     })
 }
 
