@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The all-in-one `loggr` daemon's ingest speed, side by side in one run: the zero-config
 # pipeline (RELP → BuzzSaw + grok → SQLite, synchronous=full) against the same pipeline writing
-# JSON lines to a file with fdatasync before every acknowledgement (RELP → file). The same
+# JSON lines to a file with fdatasync before every acknowledgement (RELP → file), batched alike. The same
 # loggen RELP load drives both; loggen returns once every message is acknowledged, and a RELP
 # acknowledgement means committed, so msgs/s = COUNT / loggen's time.
 #
@@ -30,14 +30,17 @@ wait_port() {
   exit 1
 }
 
-# The zero-config pipeline with its sqlite sink swapped for an fsync'ed JSON-lines file.
+# The zero-config pipeline with its sqlite sink swapped for an fsync'ed JSON-lines file,
+# batched exactly as the sqlite sink is (its `batch = …` line).
 "$BIN/loggr" --print-config | awk '
   /^\[\[sinks\]\]/ { skip = 1 }
+  skip && /^batch = / { batch = $0 }
   !skip { print }
   END {
+    if (batch == "") { print "no batch line in the sqlite sink" > "/dev/stderr"; exit 1 }
     print "[[sinks]]"; print "type = \"file\""; print "name = \"file\""
     print "path = \"${LOGGR_DATA}/events.jsonl\""; print "fsync = \"always\""; print "format = \"json\""
-    print "batch = { max_events = 5000, linger = \"10ms\" }"
+    print batch
   }' > "$D/file.toml"
 
 # run NAME [loggr args…]
