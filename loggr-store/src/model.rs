@@ -36,14 +36,20 @@ pub struct EventFilter {
 pub fn contains_pattern(text: &str) -> String {
     let mut pattern = String::with_capacity(text.len() + 2);
     pattern.push('%');
+    push_literal(&mut pattern, text);
+    pattern.push('%');
+    pattern
+}
+
+/// Appends `text` to a `LIKE` pattern as literal characters: `%`, `_` and `\\` escaped with
+/// `\\`.
+pub(crate) fn push_literal(pattern: &mut String, text: &str) {
     for c in text.chars() {
         if matches!(c, '%' | '_' | '\\') {
             pattern.push('\\');
         }
         pattern.push(c);
     }
-    pattern.push('%');
-    pattern
 }
 
 /// One row of an event list.
