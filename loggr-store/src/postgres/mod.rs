@@ -7,13 +7,13 @@ pub mod query;
 mod report;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use jiff::Timestamp;
 use loggr_core::config::redact_url;
 use loggr_core::Event;
-use loggr_sinks::postgres::{PostgresSink, PostgresSinkConfig};
+use loggr_sinks::postgres::{search_index, PostgresSink, PostgresSinkConfig, SearchIndex};
 use tokio::sync::Mutex;
 use tokio_postgres::Client;
 
@@ -30,7 +30,13 @@ pub struct PgStore {
     application_name: String,
     sink: Mutex<PostgresSink>,
     reader: Mutex<Option<Arc<Client>>>,
+    /// Whether `event` has the trigram search index, and when that was looked up.
+    trigram: Mutex<Option<(bool, Instant)>>,
 }
+
+/// How long the store trusts what it found about the search index: an operator may create
+/// (or drop) it while the store is in use.
+const SEARCH_INDEX_RECHECK: Duration = Duration::from_secs(60);
 
 impl std::fmt::Debug for PgStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -57,6 +63,7 @@ impl PgStore {
             application_name,
             sink: Mutex::new(sink),
             reader: Mutex::new(None),
+            trigram: Mutex::new(None),
         })
     }
 
@@ -87,6 +94,27 @@ impl PgStore {
 }
 
 impl PgStore {
+    /// Whether `event` has the trigram search index (`SearchIndex::Trigram`), looked up at
+    /// most once per [`SEARCH_INDEX_RECHECK`]; `false` when that fails (the plain plan is
+    /// always right, only slower).
+    async fn has_trigram_index(&self, client: &Client) -> bool {
+        let mut trigram = self.trigram.lock().await;
+        if let Some((found, at)) = *trigram {
+            if at.elapsed() < SEARCH_INDEX_RECHECK {
+                return found;
+            }
+        }
+        let found = match search_index(client).await {
+            Ok(index) => index == Some(SearchIndex::Trigram),
+            Err(error) => {
+                tracing::warn!(%error, "Cannot tell whether the message search index exists");
+                false
+            }
+        };
+        *trigram = Some((found, Instant::now()));
+        found
+    }
+
     /// `EXPLAIN (ANALYZE, BUFFERS)` of a report query, exactly as
     /// [`Store::report_events`], [`Store::tag_host_counts`] or [`Store::auth_counts`] run
     /// it: the plan and its timings, one line each (for benchmarks, and to check that the
@@ -144,8 +172,12 @@ impl Store for PgStore {
         filter: &EventFilter,
         limit: u32,
     ) -> Result<Vec<EventSummary>, StoreError> {
-        let statement = query::select(filter, i64::from(limit));
         let client = self.client().await?;
+        let planning = query::Planning {
+            trigram_index: filter.text.is_some() && self.has_trigram_index(&client).await,
+            ..query::Planning::default()
+        };
+        let statement = query::select_planned(filter, i64::from(limit), planning);
         let rows = client
             .query(statement.sql.as_str(), &statement.param_refs())
             .await?;
