@@ -237,8 +237,8 @@ impl Builder {
 ///   finds a page at once; a rare one reads the index's candidates (intersected with the
 ///   `logtime` range when it is narrow) and sorts them. `invalid user u42` over a day at
 ///   5 M events, 20 concurrent users (`scripts/bench-web.sh`): 70 ms p50, 143 ms p99; 252
-///   and 468 ms with the plain `ILIKE`, whose index scan read the word-edge trigrams (3.4
-///   against 15 ms alone). Without the index the plain `ILIKE` filters the ordered scan:
+///   and 468 ms with the plain `ILIKE`, whose index scan read the word-edge trigrams (3.7
+///   against 10.5 ms alone). Without the index the plain `ILIKE` filters the ordered scan:
 ///   extra clauses would only cost.
 /// - tag: the statement first reads at most [`RARE_TAG_EVENTS`] of the tag's events from
 ///   the `tag (name, event)` index (the CTE `tagged`). Fewer: the tag is rare, and its
