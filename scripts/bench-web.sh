@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Load test of the web frontend's query page over a big store: concurrent users (wrk) on the
-# first page, a host over a month, severity filters over a month, program + tag over a day, a
-# text search over a day; prints p50/p90/p99 per query.
+# first page, a host over a month, severity filters over a month, program + tag over a day,
+# text searches (a rare text over a day and over everything, a common word over a month);
+# prints p50/p90/p99 per query.
 #
 #   bash scripts/bench-web.sh fill [DB]   # (re)creates DB (default loggr_web_bench): 5 M events
+#                                         # and the message search index (SEARCH_INDEX=0: none)
 #   bash scripts/bench-web.sh run [DB]    # builds web_frontend (release), serves DB, runs wrk
 #   bash scripts/bench-web.sh drop [DB]   # drops DB (several GB)
 #
@@ -55,6 +57,13 @@ INSERT INTO tag (event, name) SELECT id, 'disk' FROM event WHERE id % 200 = 0;
 VACUUM ANALYZE event;
 VACUUM ANALYZE tag;
 SQL
+  if [ "${SEARCH_INDEX:-1}" = 1 ]; then
+    # What loggr-sinks' create_search_index builds (pg_trgm's GIN index, as the web UI's text
+    # search expects), with more memory for the build (about 5 minutes on 2 cores).
+    log "building the message search index (a few minutes)"
+    psql_db "$db" -c "CREATE EXTENSION IF NOT EXISTS pg_trgm" -c "SET maintenance_work_mem = '1GB'" \
+      -c "CREATE INDEX CONCURRENTLY IF NOT EXISTS event_message_trgm_idx ON event USING gin (message gin_trgm_ops)"
+  fi
   psql_db "$db" -Atc "SELECT count(*) || ' events, ' || pg_size_pretty(pg_database_size(current_database())) FROM event"
 }
 
@@ -104,6 +113,8 @@ EOF
     "emerg + program + month|/events?from=2026-10-01&to=2026-10-31&program=nginx&severity=0"
     "program + tag + day|/events?from=2026-11-10&to=2026-11-10&program=sshd&tag=auth_failure"
     "text + day|/events?from=2026-11-10&to=2026-11-10&q=invalid%20user%20u42"
+    "common text + month|/events?from=2026-10-01&to=2026-10-31&q=finished"
+    "rare text, everything|/events?q=user%20u42%20from"
   )
   printf '%-24s %9s %9s %9s %9s %s\n' query p50 p90 p99 req/s errors
   local entry name path out
