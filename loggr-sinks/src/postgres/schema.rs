@@ -219,7 +219,8 @@ async fn has_index(client: &Client, index: SearchIndex) -> Result<bool, PgError>
     Ok(row.map(|row| row.get::<_, bool>(0)).unwrap_or(false))
 }
 
-/// The message search index of `event`, if one exists (the web UI picks its query by it).
+/// The message search index of `event`, if one exists (`loggr-store` plans the web UI's text
+/// search for the trigram index when it is there).
 ///
 /// # Errors
 ///
@@ -233,7 +234,8 @@ pub async fn search_index(client: &Client) -> Result<Option<SearchIndex>, PgErro
     Ok(None)
 }
 
-/// Creates the message search index of `event`, for the web UI (`loggr_ctl` calls it): a
+/// Creates the message search index of `event`, for the web UI (no daemon calls it: run it
+/// once per store, from a deployment script or a tool of your own): a
 /// `pg_trgm` GIN index on `message` when the extension is or can be installed, else a full-text
 /// GIN index (see [`SearchIndex`]). Does nothing when it exists; replaces one a failed earlier
 /// attempt left invalid. Returns which index is in place.
