@@ -13,7 +13,8 @@ use std::process::Command;
 use jiff::Timestamp;
 use loggr_core::Event;
 use loggr_sinks::postgres::{create_search_index, search_index, PostgresSinkConfig, SearchIndex};
-use loggr_store::postgres::query::{select_planned, trigram_pattern, Planning};
+use loggr_store::postgres::message_stats;
+use loggr_store::postgres::query::{select_planned, trigram_pattern, MessageStats, Planning};
 use loggr_store::{EventFilter, PgStore, Store};
 use tokio_postgres::{Client, NoTls};
 
@@ -65,8 +66,10 @@ const MESSAGES: [&str; 12] = [
 ];
 
 /// The texts searched for.
-const TEXTS: [&str; 14] = [
+const TEXTS: [&str; 16] = [
     "invalid user u42",
+    "password for invalid user u42 from",
+    "sale: 50%_off today",
     "INVALID USER U42",
     "user u42",
     " u42 ",
@@ -100,7 +103,7 @@ async fn stored(client: &Client) -> Vec<Row> {
 }
 
 /// Pages of 4 through `filter` with `planning`; the ids in order.
-async fn page_through(client: &Client, filter: &EventFilter, planning: Planning) -> Vec<i64> {
+async fn page_through(client: &Client, filter: &EventFilter, planning: Planning<'_>) -> Vec<i64> {
     let mut filter = filter.clone();
     let mut seen = Vec::new();
     loop {
@@ -155,6 +158,25 @@ async fn every_text_plan_pages_exactly_like_the_definition() {
         .unwrap();
     let rows = stored(&client).await;
     assert_eq!(rows.len(), 150);
+    // Message statistics: none; PostgreSQL's; every message (so that the words of most
+    // texts in a fifth of them or more, such as `user` and `from`, are left out).
+    let none = MessageStats::default();
+    client.batch_execute("ANALYZE event").await.unwrap();
+    let analysed = message_stats(&client).await.unwrap();
+    assert!(!analysed.histogram.is_empty());
+    let all = MessageStats {
+        histogram: rows
+            .iter()
+            .filter_map(|(_, _, _, message)| message.as_deref())
+            .map(str::to_ascii_lowercase)
+            .collect(),
+        histogram_share: 1.0,
+        ..MessageStats::default()
+    };
+    assert_eq!(
+        trigram_pattern("password for invalid user u42 from", &all).as_deref(),
+        Some("%password%for%")
+    );
     let from = rows[100].0;
 
     let mut indexed = false;
@@ -212,9 +234,15 @@ async fn every_text_plan_pages_exactly_like_the_definition() {
                     !expected.is_empty() || text == "no such text",
                     "{text:?}, from {from:?}, host {host:?}"
                 );
-                for trigram_index in [false, true] {
+                for (trigram_index, messages) in [
+                    (false, &none),
+                    (true, &none),
+                    (true, &analysed),
+                    (true, &all),
+                ] {
                     let planning = Planning {
                         trigram_index,
+                        messages,
                         ..Planning::default()
                     };
                     for (plan, connection) in [
@@ -227,7 +255,7 @@ async fn every_text_plan_pages_exactly_like_the_definition() {
                             definition,
                             "{round}, {text:?} ({:?}), trigram_index {trigram_index}, \
                              {plan} plan, from {from:?}, host {host:?}",
-                            trigram_pattern(text)
+                            trigram_pattern(text, messages)
                         );
                     }
                 }

@@ -30,13 +30,63 @@ pub struct PgStore {
     application_name: String,
     sink: Mutex<PostgresSink>,
     reader: Mutex<Option<Arc<Client>>>,
-    /// Whether `event` has the trigram search index, and when that was looked up.
-    trigram: Mutex<Option<(bool, Instant)>>,
+    /// What the text search plans by, and when it was looked up.
+    search: Mutex<Option<(Search, Instant)>>,
 }
 
-/// How long the store trusts what it found about the search index: an operator may create
-/// (or drop) it while the store is in use.
-const SEARCH_INDEX_RECHECK: Duration = Duration::from_secs(60);
+/// What the text search plans by.
+#[derive(Clone, Debug, Default)]
+struct Search {
+    /// Whether `event` has the trigram search index.
+    trigram_index: bool,
+    /// What its messages look like (only looked up with the index).
+    messages: Arc<query::MessageStats>,
+}
+
+/// How long the store trusts what it found about the search index and the messages: an
+/// operator may create (or drop) the index while the store is in use, and `ANALYZE` renews
+/// the statistics.
+const SEARCH_RECHECK: Duration = Duration::from_secs(60);
+
+/// `event.message`'s statistics: the most common values and their frequencies, the
+/// histogram, the share of NULLs (`pg_stats` of `event`'s schema, as `to_regclass` finds it).
+const MESSAGE_STATS: &str = "SELECT s.most_common_vals::text::text[], s.most_common_freqs, \
+     s.histogram_bounds::text::text[], s.null_frac \
+     FROM pg_stats s JOIN pg_namespace n ON n.nspname = s.schemaname \
+     JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = s.tablename \
+     WHERE c.oid = to_regclass('event') AND s.attname = 'message'";
+
+/// What `event.message`'s values look like, from PostgreSQL's statistics (empty when `event`
+/// was never analysed): what the text search plans by.
+///
+/// # Errors
+///
+/// The statistics cannot be read.
+pub async fn message_stats(client: &Client) -> Result<query::MessageStats, StoreError> {
+    let Some(row) = client.query_opt(MESSAGE_STATS, &[]).await? else {
+        return Ok(query::MessageStats::default());
+    };
+    let values: Option<Vec<String>> = row.try_get(0)?;
+    let freqs: Option<Vec<f32>> = row.try_get(1)?;
+    let histogram: Option<Vec<String>> = row.try_get(2)?;
+    let nulls: f32 = row.try_get(3)?;
+    let common: Vec<(String, f64)> = values
+        .unwrap_or_default()
+        .into_iter()
+        .zip(freqs.unwrap_or_default())
+        .map(|(value, freq)| (value.to_ascii_lowercase(), f64::from(freq)))
+        .collect();
+    let common_share: f64 = common.iter().map(|(_, share)| share).sum();
+    Ok(query::MessageStats {
+        common,
+        histogram: histogram
+            .unwrap_or_default()
+            .iter()
+            .map(|value| value.to_ascii_lowercase())
+            .collect(),
+        histogram_share: (1.0 - f64::from(nulls) - common_share).max(0.0),
+    })
+}
 
 impl std::fmt::Debug for PgStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -63,7 +113,7 @@ impl PgStore {
             application_name,
             sink: Mutex::new(sink),
             reader: Mutex::new(None),
-            trigram: Mutex::new(None),
+            search: Mutex::new(None),
         })
     }
 
@@ -94,24 +144,35 @@ impl PgStore {
 }
 
 impl PgStore {
-    /// Whether `event` has the trigram search index (`SearchIndex::Trigram`), looked up at
-    /// most once per [`SEARCH_INDEX_RECHECK`]; `false` when that fails (the plain plan is
-    /// always right, only slower).
-    async fn has_trigram_index(&self, client: &Client) -> bool {
-        let mut trigram = self.trigram.lock().await;
-        if let Some((found, at)) = *trigram {
-            if at.elapsed() < SEARCH_INDEX_RECHECK {
-                return found;
+    /// What the text search plans by: whether `event` has the trigram search index
+    /// (`SearchIndex::Trigram`) and, if so, `message`'s statistics; looked up at most once per
+    /// [`SEARCH_RECHECK`]. No index when that fails (the plain plan is always right, only
+    /// slower).
+    async fn search(&self, client: &Client) -> Search {
+        let mut search = self.search.lock().await;
+        if let Some((found, at)) = &*search {
+            if at.elapsed() < SEARCH_RECHECK {
+                return found.clone();
             }
         }
-        let found = match search_index(client).await {
-            Ok(index) => index == Some(SearchIndex::Trigram),
-            Err(error) => {
-                tracing::warn!(%error, "Cannot tell whether the message search index exists");
-                false
+        let found = async {
+            let index = search_index(client)
+                .await
+                .map_err(|e| StoreError::Postgres(e.to_string()))?;
+            if index != Some(SearchIndex::Trigram) {
+                return Ok(Search::default());
             }
-        };
-        *trigram = Some((found, Instant::now()));
+            Ok::<_, StoreError>(Search {
+                trigram_index: true,
+                messages: Arc::new(message_stats(client).await?),
+            })
+        }
+        .await
+        .unwrap_or_else(|error| {
+            tracing::warn!(%error, "Cannot tell whether the message search index exists");
+            Search::default()
+        });
+        *search = Some((found.clone(), Instant::now()));
         found
     }
 
@@ -173,8 +234,14 @@ impl Store for PgStore {
         limit: u32,
     ) -> Result<Vec<EventSummary>, StoreError> {
         let client = self.client().await?;
+        let search = if filter.text.is_some() {
+            self.search(&client).await
+        } else {
+            Search::default()
+        };
         let planning = query::Planning {
-            trigram_index: filter.text.is_some() && self.has_trigram_index(&client).await,
+            trigram_index: search.trigram_index,
+            messages: &search.messages,
             ..query::Planning::default()
         };
         let statement = query::select_planned(filter, i64::from(limit), planning);
