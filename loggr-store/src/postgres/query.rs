@@ -325,8 +325,9 @@ impl Builder {
 ///   `severity <= 5` and `<= 6` stay a filter of the scan; `severity <= 7` is every
 ///   event: no clause.
 /// - text: with the trigram index ([`Planning::trigram_index`]), `text` becomes two
-///   clauses: `message ILIKE` its [`trigram_pattern`], which the index serves (or the
-///   ordered scan checks), and the exact `ILIKE` of [`contains_pattern`] as a `CASE`,
+///   clauses: `message ILIKE` its [`trigram_pattern`] (its words, less the common ones),
+///   which the index serves (or the ordered scan checks), and the exact `ILIKE` of
+///   [`contains_pattern`] as a `CASE`,
 ///   which PostgreSQL cannot take to the index (it would look up the costly word-edge
 ///   trigrams again) and estimates as a neutral one half (not the pattern's selectivity a
 ///   second time, which would make a common text look rare). PostgreSQL then chooses by
