@@ -2,7 +2,8 @@
 # Load test of the web frontend's query page over a big store: concurrent users (wrk) on the
 # first page, a host over a month, severity filters over a month, program + tag over a day,
 # text searches (a rare text over a day and over everything, a common word over a month);
-# prints p50/p90/p99 per query.
+# prints p50/p90/p99 per query, and the errors: non-2xx answers, requests that timed out (wrk
+# gives up after 2 s; their latencies are not in the percentiles).
 #
 #   bash scripts/bench-web.sh fill [DB]   # (re)creates DB (default loggr_web_bench): 5 M events
 #                                         # and the message search index (SEARCH_INDEX=0: none)
@@ -130,7 +131,9 @@ EOF
       "$(awk '$1 == "90%" { print $2 }' <<<"$out")" \
       "$(awk '$1 == "99%" { print $2 }' <<<"$out")" \
       "$(awk '$1 == "Requests/sec:" { print $2 }' <<<"$out")" \
-      "$(grep -o 'Non-2xx or 3xx responses: [0-9]*' <<<"$out" || echo 0)"
+      "$({ grep -o 'Non-2xx or 3xx responses: [0-9]*' <<<"$out"
+        grep -o 'timeout [0-9]*' <<<"$out" | grep -v 'timeout 0$'; } | paste -sd ' ' - |
+        grep . || echo 0)"
   done
 }
 
