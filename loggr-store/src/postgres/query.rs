@@ -210,12 +210,10 @@ pub fn trigram_pattern(text: &str, messages: &MessageStats) -> Option<String> {
     {
         common.fill(false);
     }
-    // A word kept (not a common one), and whether it is long.
-    let kept = |i: Option<usize>, is_long: bool| {
-        i.and_then(|i| tokens.get(i).zip(common.get(i)))
-            .is_some_and(|((token, word), common)| {
-                *word && !common && (token.len() >= 3) == is_long
-            })
+    // Whether token `i` is a short word (never a common one).
+    let short = |i: Option<usize>| {
+        i.and_then(|i| tokens.get(i))
+            .is_some_and(|(token, word)| *word && token.len() < 3)
     };
     let mut pattern = Pattern::default();
     for (i, (token, word)) in tokens.iter().enumerate() {
@@ -226,12 +224,12 @@ pub fn trigram_pattern(text: &str, messages: &MessageStats) -> Option<String> {
             } else {
                 pattern.literal(token);
             }
-        } else if kept(before, false) || kept(after, false) {
-            if !kept(before, false) {
+        } else if short(before) || short(after) {
+            if !short(before) {
                 pattern.wildcard();
             }
             pattern.literal(token);
-            if !kept(after, false) {
+            if !short(after) {
                 pattern.wildcard();
             }
         } else {
