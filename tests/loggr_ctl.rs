@@ -119,7 +119,22 @@ fn init_db_creates_the_schema_and_validate_refuses_a_bad_configuration() {
         "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables \
          WHERE schemaname = 'public'",
     );
+    let search_index = "SELECT count(*) FROM pg_indexes WHERE tablename = 'event' \
+         AND indexname IN ('event_message_trgm_idx', 'event_message_fts_idx')";
+    let without = db.psql(search_index);
+    let indexed = ctl(&["init-db", "--url", &url, "--search-index"], &[]);
+    let with = db.psql(search_index);
     drop(db);
+    assert!(
+        indexed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&indexed.stderr)
+    );
+    assert_eq!(
+        (without.trim(), with.trim()),
+        ("0", "1"),
+        "the search index only on request"
+    );
     assert!(
         first.status.success(),
         "{}",

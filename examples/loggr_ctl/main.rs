@@ -6,7 +6,7 @@
 //! loggr_ctl start parser -- --config /etc/loggr/parser.toml    # background: pid and log in the run dir
 //! loggr_ctl status                                             # components; PostgreSQL, RabbitMQ, Redis
 //! loggr_ctl stop parser                                        # SIGTERM, waits for the drain
-//! loggr_ctl init-db --url postgresql://root@127.0.0.1/loggr
+//! loggr_ctl init-db --url postgresql://root@127.0.0.1/loggr [--search-index]
 //! loggr_ctl purge-db --url postgresql://root@127.0.0.1/loggr --yes
 //! loggr_ctl init-rabbitmq examples/config/*.toml
 //! loggr_ctl purge-queues examples/config/*.toml
@@ -50,6 +50,11 @@ enum Command {
         /// The database (libpq URL or key=value string).
         #[arg(long, default_value = "postgresql://root@127.0.0.1:5432/loggr")]
         url: String,
+        /// Also build the message search index (pg_trgm, else full text) that the web
+        /// frontend's text search uses, without locking `event` (CREATE INDEX CONCURRENTLY).
+        /// It makes text searches fast and every insert slower.
+        #[arg(long)]
+        search_index: bool,
     },
     /// Declare the RabbitMQ topology of every amqp source and sink in these configurations.
     InitRabbitmq {
@@ -206,7 +211,7 @@ async fn init_rabbitmq(configs: &[PathBuf]) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn init_db(url: &str) -> anyhow::Result<()> {
+async fn init_db(url: &str, search_index: bool) -> anyhow::Result<()> {
     use loggr::sinks::postgres::tokio_postgres;
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
@@ -214,6 +219,10 @@ async fn init_db(url: &str) -> anyhow::Result<()> {
     tokio::spawn(connection);
     let migrated = loggr::sinks::postgres::migrate(&client).await?;
     println!("schema ready: {migrated:?}");
+    if search_index {
+        let index = loggr::sinks::postgres::create_search_index(&client).await?;
+        println!("search index ready: {}", index.name());
+    }
     Ok(())
 }
 
@@ -290,7 +299,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
     use std::process::ExitCode;
     loggr::daemon::init_logging();
     match Command::parse() {
-        Command::InitDb { url } => init_db(&url).await?,
+        Command::InitDb { url, search_index } => init_db(&url, search_index).await?,
         Command::InitRabbitmq { configs } => init_rabbitmq(&configs).await?,
         Command::Validate { config } => {
             let config = PipelineConfig::from_file(&config)?;

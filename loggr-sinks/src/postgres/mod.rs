@@ -70,7 +70,7 @@
 //! `extra_info.val`).
 //!
 //! **Message search** is not part of the migrations: [`create_search_index`] (for the web
-//! UI; nothing calls it on its own) adds a `pg_trgm` GIN index on `message` (`LIKE`, `ILIKE`, `~`,
+//! UI; `loggr_ctl init-db --search-index` calls it) adds a `pg_trgm` GIN index on `message` (`LIKE`, `ILIKE`, `~`,
 //! similarity) when the extension can be installed, else a GIN index on
 //! `to_tsvector('simple', coalesce(message, ''))`; [`search_index`] says which is there. It is
 //! the most expensive index by far (see [Speed](#speed)), and what the web UI's text search

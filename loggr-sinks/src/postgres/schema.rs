@@ -235,7 +235,7 @@ pub async fn search_index(client: &Client) -> Result<Option<SearchIndex>, PgErro
 }
 
 /// Creates the message search index of `event`, for the web UI (no daemon calls it: run it
-/// once per store, from a deployment script or a tool of your own): a
+/// once per store, e.g. with `loggr_ctl init-db --search-index`): a
 /// `pg_trgm` GIN index on `message` when the extension is or can be installed, else a full-text
 /// GIN index (see [`SearchIndex`]). Does nothing when it exists; replaces one a failed earlier
 /// attempt left invalid. Returns which index is in place.
