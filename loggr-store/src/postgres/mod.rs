@@ -6,6 +6,7 @@
 pub mod query;
 mod report;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,13 +24,16 @@ use crate::report::{
 };
 use crate::{Store, StoreError};
 
-/// The PostgreSQL store: a writing sink and a reading connection, each (re)connected on
+/// The PostgreSQL store: a writing sink and a few reading connections, each (re)connected on
 /// first use, so the store can be built while the server is down.
 pub struct PgStore {
     url: String,
     application_name: String,
     sink: Mutex<PostgresSink>,
-    reader: Mutex<Option<Arc<Client>>>,
+    /// Reading connections, used in turn: each is one server process, so concurrent queries
+    /// (the web UI's users) run on several cores instead of one after another.
+    readers: Vec<Mutex<Option<Arc<Client>>>>,
+    next_reader: AtomicUsize,
     /// What the text search plans by, and when it was looked up.
     search: Mutex<Option<(Search, Instant)>>,
 }
@@ -47,6 +51,9 @@ struct Search {
 /// operator may create (or drop) the index while the store is in use, and `ANALYZE` renews
 /// the statistics.
 const SEARCH_RECHECK: Duration = Duration::from_secs(60);
+
+/// Reading connections of a new store (see [`PgStore::with_readers`]).
+pub const DEFAULT_READERS: usize = 4;
 
 /// `event.message`'s statistics: the most common values and their frequencies, the
 /// histogram, the share of NULLs (`pg_stats` of `event`'s schema, as `to_regclass` finds it).
@@ -112,18 +119,41 @@ impl PgStore {
             url,
             application_name,
             sink: Mutex::new(sink),
-            reader: Mutex::new(None),
+            readers: (0..DEFAULT_READERS).map(|_| Mutex::new(None)).collect(),
+            next_reader: AtomicUsize::new(0),
             search: Mutex::new(None),
         })
     }
 
-    /// The reading connection, connecting (again) when there is none or it broke.
+    /// The same store with `readers` reading connections (at least one; default
+    /// [`DEFAULT_READERS`]): at most that many queries run at once.
+    ///
+    /// ```
+    /// # use loggr_sinks::postgres::PostgresSinkConfig;
+    /// let config = PostgresSinkConfig::new("postgresql://root@127.0.0.1/loggr");
+    /// let store = loggr_store::PgStore::new(config).unwrap().with_readers(8);
+    /// assert_eq!(store.readers(), 8);
+    /// ```
+    #[must_use]
+    pub fn with_readers(mut self, readers: usize) -> PgStore {
+        self.readers = (0..readers.max(1)).map(|_| Mutex::new(None)).collect();
+        self
+    }
+
+    /// How many reading connections the store uses.
+    pub fn readers(&self) -> usize {
+        self.readers.len()
+    }
+
+    /// A reading connection (the next in turn), connecting (again) when it has none or it
+    /// broke.
     ///
     /// # Errors
     ///
     /// The server cannot be reached or refuses the login.
     pub async fn client(&self) -> Result<Arc<Client>, StoreError> {
-        let mut reader = self.reader.lock().await;
+        let turn = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        let mut reader = self.readers[turn].lock().await;
         if let Some(client) = reader.as_ref().filter(|c| !c.is_closed()) {
             return Ok(Arc::clone(client));
         }
