@@ -5,12 +5,16 @@
 # loggen RELP load drives both; loggen returns once every message is acknowledged, and a RELP
 # acknowledgement means committed, so msgs/s = COUNT / loggen's time.
 #
-#   bash scripts/bench-embedded.sh [COUNT] [SIZE] [CONNECTIONS]     (defaults 300000 200 2)
+#   bash scripts/bench-embedded.sh [COUNT] [SIZE] [CONNECTIONS] [WINDOW]
+#
+# Defaults: 300000 messages of 200 bytes over 2 connections, each with up to WINDOW (1024)
+# unacknowledged messages (rsyslog's omrelp keeps up to 128).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNT=${1:-300000}
 SIZE=${2:-200}
 CONNECTIONS=${3:-2}
+WINDOW=${4:-1024}
 
 cargo build --release --quiet --example loggr --example loggen
 BIN=${CARGO_TARGET_DIR:-target}/release/examples
@@ -56,7 +60,7 @@ run() {
   before=$(awk '{print $14 + $15}' "/proc/$PID/stat")
   start=$(date +%s.%N)
   "$BIN/loggen" send --target "127.0.0.1:$RELP" --transport relp --count "$COUNT" --size "$SIZE" \
-    --connections "$CONNECTIONS" >/dev/null
+    --connections "$CONNECTIONS" --window "$WINDOW" >/dev/null
   end=$(date +%s.%N)
   after=$(awk '{print $14 + $15}' "/proc/$PID/stat")
   kill -TERM "$PID"; wait "$PID" || true; PID=
