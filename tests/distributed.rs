@@ -409,14 +409,69 @@ fn postgres_crash_and_shipper_kill_lose_nothing_and_duplicate_no_row() {
     assert_exactly_once(&chain, "pgcrash", count);
 }
 
+/// syslog_server's resident memory, in KiB.
+fn resident_kib(daemon: &Daemon) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", daemon.child.id())).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Messages of run `run_id` with sequence numbers `seqs`, padded to `size` bytes, over one
+/// RELP connection with `window` messages in flight; the client's statistics once all are
+/// acknowledged.
+async fn relp_send_all(
+    address: String,
+    window: usize,
+    run_id: &'static str,
+    seqs: std::ops::Range<u64>,
+    size: usize,
+) -> loggr::relp::ClientStats {
+    let config = loggr::relp::ClientConfig {
+        window,
+        ..loggr::relp::ClientConfig::default()
+    };
+    let mut client = loggr::relp::Client::connect(&address, config)
+        .await
+        .unwrap();
+    for seq in seqs {
+        let mut message =
+            format!("<134>1 2026-11-21T00:00:00Z h app - - - loggen run={run_id} seq={seq} ");
+        let padding = size.saturating_sub(message.len());
+        message.extend(std::iter::repeat_n('x', padding));
+        client.send(message.into()).await.unwrap();
+    }
+    client.close().await.unwrap()
+}
+
 #[test]
-fn with_rabbitmq_and_redis_both_down_nothing_is_acknowledged_until_they_return() {
+fn with_rabbitmq_and_redis_both_down_nothing_is_acknowledged_memory_stays_bounded_and_all_arrives_after(
+) {
+    const FLOOD_CONNECTIONS: u64 = 6;
+    const PER_CONNECTION: u64 = 4_000;
+    const SIZE: usize = 4_000;
     let mut chain = Chain::start();
     chain.rabbit.kill();
     chain.redis.kill();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let address = format!("127.0.0.1:{}", chain.relp_port);
-    let stats = runtime.block_on(async {
+    let server = chain.syslog_server.as_ref().unwrap();
+    let before = resident_kib(server);
+    // Senders that keep offering more than the windows hold (96 MB in all), for as long as
+    // the outage lasts.
+    let offered_kib = FLOOD_CONNECTIONS * PER_CONNECTION * SIZE as u64 / 1024;
+    let flood: Vec<_> = (0..FLOOD_CONNECTIONS)
+        .map(|c| {
+            let first = 500 + c * PER_CONNECTION;
+            runtime.spawn(relp_send_all(
+                address.clone(),
+                5_000,
+                "bothdown",
+                first..first + PER_CONNECTION,
+                SIZE,
+            ))
+        })
+        .collect();
+    let (client, while_down, early, late) = runtime.block_on(async {
         let config = loggr::relp::ClientConfig {
             window: 1000,
             ..loggr::relp::ClientConfig::default()
@@ -429,14 +484,32 @@ fn with_rabbitmq_and_redis_both_down_nothing_is_acknowledged_until_they_return()
                 format!("<134>1 2026-11-21T00:00:00Z h app - - - loggen run=bothdown seq={seq} ");
             client.send(message.into()).await.unwrap();
         }
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        // Memory once the windows are full, then for 8 s more of refused writes and retries.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let early = resident_kib(server);
+        let mut late = early;
+        for _ in 0..8 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            late = late.max(resident_kib(server));
+        }
         let while_down = client.stats();
-        (client, while_down)
+        (client, while_down, early, late)
     });
-    let (client, while_down) = stats;
     assert_eq!(
         while_down.acked, 0,
         "acknowledged with both stores down: {while_down:?}"
+    );
+    eprintln!(
+        "syslog_server resident: {before} KiB before, {early} KiB once the windows were full, \
+         at most {late} KiB over 8 s more, with {offered_kib} KiB offered"
+    );
+    assert!(
+        late <= early + 16 * 1024,
+        "memory grew with the outage: {early} KiB -> {late} KiB"
+    );
+    assert!(
+        late.saturating_sub(before) < offered_kib / 2,
+        "the daemon holds what the senders offer: {before} KiB -> {late} KiB"
     );
     chain.redis.restart();
     chain.rabbit.restart();
@@ -449,7 +522,15 @@ fn with_rabbitmq_and_redis_both_down_nothing_is_acknowledged_until_they_return()
         client.close().await.unwrap()
     });
     assert!(after.acked >= 500, "{after:?}");
-    chain.wait_stored(500, Duration::from_secs(120));
+    for sender in flood {
+        let stats = runtime
+            .block_on(async { tokio::time::timeout(Duration::from_secs(180), sender).await })
+            .expect("the flood was acknowledged within 3 minutes")
+            .unwrap();
+        assert!(stats.acked >= PER_CONNECTION, "{stats:?}");
+    }
+    let total = 500 + FLOOD_CONNECTIONS * PER_CONNECTION;
+    chain.wait_stored(total, Duration::from_secs(180));
     std::thread::sleep(Duration::from_secs(2));
-    assert_exactly_once(&chain, "bothdown", 500);
+    assert_exactly_once(&chain, "bothdown", total);
 }
