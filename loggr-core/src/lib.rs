@@ -52,12 +52,14 @@
 //! - [`pipeline`]: the builder and the runtime (filter workers, fan-out, sink runners, shutdown).
 //! - [`config`] and [`registry`]: TOML configuration and named plugins.
 //! - [`metrics`]: counters and their Prometheus rendering.
+//! - [`connections`]: the clients connected to each listener, for `/connections`.
 //! - [`wire`]: the batch wire format of AMQP messages and spool entries.
 //! - `test_util` (feature `test-util`): sources and sinks for tests.
 
 pub mod ack;
 pub mod codec;
 pub mod config;
+pub mod connections;
 pub mod encode;
 pub mod envelope;
 pub mod event;

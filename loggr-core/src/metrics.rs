@@ -45,8 +45,11 @@ pub struct ComponentMetrics {
     pub retried: AtomicU64,
     /// Failed write attempts of a sink (each retry counts).
     pub write_errors: AtomicU64,
-    /// Open connections (a gauge: goes up and down).
+    /// Open connections (a gauge: goes up and down). Listeners maintain it through
+    /// [`ComponentMetrics::open_connection`], which also lists each connection.
     pub connections: AtomicU64,
+    /// The connections listed for `/connections` (see [`crate::connections`]).
+    pub(crate) clients: crate::connections::ConnectionTable,
 }
 
 impl ComponentMetrics {
@@ -100,7 +103,7 @@ impl ComponentMetrics {
 }
 
 /// One component's counters, with its kind and name.
-type Registered = (ComponentKind, Arc<str>, Arc<ComponentMetrics>);
+pub(crate) type Registered = (ComponentKind, Arc<str>, Arc<ComponentMetrics>);
 
 /// All components' counters of one process.
 #[derive(Debug, Default)]
@@ -131,12 +134,17 @@ impl Metrics {
         metrics
     }
 
-    /// The Prometheus text exposition of every counter.
-    pub fn render_prometheus(&self) -> String {
-        let components = match self.components.lock() {
+    /// Every component's counters, in registration order (a copy: the lock is not held).
+    pub(crate) fn registered(&self) -> Vec<Registered> {
+        match self.components.lock() {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
-        };
+        }
+    }
+
+    /// The Prometheus text exposition of every counter.
+    pub fn render_prometheus(&self) -> String {
+        let components = self.registered();
         let mut out = String::new();
         let names = ComponentMetrics::default().series();
         for (index, (metric, kind, _)) in names.iter().enumerate() {
