@@ -1,12 +1,11 @@
 //! The accept loop the TCP-based listeners (`tcp`, `relp`) share: a bounded number of
 //! connections (the ones over the limit are closed at once and counted), a short pause when
 //! `accept` fails (out of file descriptors) instead of a busy loop, the open-connections
-//! gauge, and at shutdown: stop accepting, let the connections finish (they drain their own
+//! gauge and the list of connected clients (`/connections`), and at shutdown: stop accepting, let the connections finish (they drain their own
 //! acknowledgements), give up when the pipeline aborts.
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,11 +18,13 @@ use loggr_core::{SourceContext, SourceError};
 
 /// Accepts connections until shutdown, running `serve(stream, peer)` for each on its own
 /// task, at most `max_connections` at once; returns when they have all ended (or the pipeline
-/// aborts).
+/// aborts). Each connection is counted and listed under `protocol` (`tcp`, `relp+tls`…) while
+/// its task runs.
 pub(crate) async fn accept_connections<F, Fut>(
     listener: TcpListener,
     cx: &SourceContext,
     max_connections: usize,
+    protocol: &'static str,
     mut serve: F,
 ) where
     F: FnMut(TcpStream, SocketAddr) -> Fut,
@@ -51,12 +52,13 @@ pub(crate) async fn accept_connections<F, Fut>(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        // Counted and listed from the accept on; the guard moves into the task, so the
+        // connection leaves the list however the task ends (even by a panic).
+        let open = metrics.open_connection(peer, protocol);
         let connection = serve(stream, peer);
-        let metrics = metrics.clone();
         connections.spawn(async move {
-            metrics.connections.fetch_add(1, Ordering::Relaxed);
             connection.await;
-            metrics.connections.fetch_sub(1, Ordering::Relaxed);
+            drop(open);
             drop(slot);
         });
     }

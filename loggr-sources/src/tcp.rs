@@ -165,7 +165,8 @@ impl Source for TcpSource {
         let tls = crate::tls::server_config(config.tls.as_ref(), "tcp")?;
         let config = Arc::new(config);
         let max_connections = config.max_connections;
-        accept_connections(listener, &cx, max_connections, |stream, peer| {
+        let protocol = if is_tls(&config) { "tcp+tls" } else { "tcp" };
+        accept_connections(listener, &cx, max_connections, protocol, |stream, peer| {
             let connection = Connection {
                 origin: Origin {
                     client_host: Text::from(peer.ip().to_string()),
@@ -300,6 +301,13 @@ impl Connection {
         }
         tracing::debug!(source = %self.name, peer = %self.origin.client_host, "Connection closed");
     }
+}
+
+fn is_tls(_config: &TcpConfig) -> bool {
+    #[cfg(feature = "tls")]
+    return _config.tls.is_some();
+    #[cfg(not(feature = "tls"))]
+    false
 }
 
 impl SourceConfig for TcpConfig {

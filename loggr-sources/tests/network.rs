@@ -1,12 +1,13 @@
 //! TCP, UDP and unix-datagram syslog sources over real sockets, with util-linux `logger` as a
-//! real sender.
+//! real sender; the TCP listener's list of connected clients.
 
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use loggr_core::test_util::CollectingSink;
-use loggr_core::{CancellationToken, Event, Pipeline, Source};
+use loggr_core::{CancellationToken, Event, Metrics, Pipeline, Source};
 use loggr_sources::tcp::Framing;
 use loggr_sources::udp::UnixDatagramConfig;
 use loggr_sources::{TcpConfig, TcpSource, UdpConfig, UdpSource};
@@ -16,6 +17,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 /// Runs a pipeline with one source into a collecting sink until `expected` events arrived.
 struct Running {
     sink: CollectingSink,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<Result<(), loggr_core::PipelineError>>,
 }
@@ -29,9 +31,11 @@ impl Running {
             .sink("collect", sink.clone())
             .build()
             .unwrap();
+        let metrics = pipeline.metrics().clone();
         let task = tokio::spawn(pipeline.run(shutdown.clone()));
         Running {
             sink,
+            metrics,
             shutdown,
             task,
         }
@@ -48,6 +52,30 @@ impl Running {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         self.sink.events()
+    }
+
+    /// Waits until the source lists exactly `expected` (peer, protocol) connections, in order.
+    async fn wait_for_clients(&self, expected: &[(String, &str)]) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let list = self.metrics.connections();
+            let listed: Vec<(String, &str)> = list
+                .connections
+                .iter()
+                .map(|c| {
+                    assert_eq!(c.listener, "net");
+                    (c.peer.clone(), c.protocol)
+                })
+                .collect();
+            if listed == expected {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "listed {listed:?}, expected {expected:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     async fn stop(self) {
@@ -147,6 +175,45 @@ async fn tcp_refuses_connections_over_the_limit() {
     first.write_all(b"<13>still served\n").await.unwrap();
     let events = running.wait_for(2).await;
     assert_eq!(events[1].message_str(), "still served");
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_lists_each_connected_client_until_it_closes() {
+    let (source, address) = tcp_source(|_| {}).await;
+    let running = Running::start(source);
+    let before = loggr_core::Timestamp::now();
+    let first = TcpStream::connect(address).await.unwrap();
+    let mut second = TcpStream::connect(address).await.unwrap();
+    second.write_all(b"<13>hello\n").await.unwrap();
+    running.wait_for(1).await;
+    let (first_peer, second_peer) = (
+        first.local_addr().unwrap().to_string(),
+        second.local_addr().unwrap().to_string(),
+    );
+    running
+        .wait_for_clients(&[(first_peer, "tcp"), (second_peer.clone(), "tcp")])
+        .await;
+    let list = running.metrics.connections();
+    assert!(
+        list.connections.iter().all(|c| c.since >= before),
+        "{list:?}"
+    );
+    assert_eq!(
+        (list.listeners[0].open, list.listeners[0].listed),
+        (2, 2),
+        "{list:?}"
+    );
+
+    drop(first);
+    running.wait_for_clients(&[(second_peer, "tcp")]).await;
+    drop(second);
+    running.wait_for_clients(&[]).await;
+    assert!(running.metrics.connections().listeners.is_empty());
+    assert!(running
+        .metrics
+        .render_prometheus()
+        .contains("loggr_open_connections{component_kind=\"source\",component=\"net\"} 0"));
     running.stop().await;
 }
 

@@ -201,3 +201,48 @@ async fn a_sink_that_never_commits_never_earns_a_200() {
     shutdown.cancel();
     run.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relp_session_is_listed_while_it_is_open() {
+    let (source, address) = relp_source().await;
+    let shutdown = CancellationToken::new();
+    let pipeline = Pipeline::builder()
+        .source("relp_in", source)
+        .sink("collect", CollectingSink::new())
+        .build()
+        .unwrap();
+    let metrics = pipeline.metrics().clone();
+    let run = tokio::spawn(pipeline.run(shutdown.clone()));
+    let listed = || {
+        metrics
+            .connections()
+            .connections
+            .iter()
+            .map(|c| (c.listener.clone(), c.peer.clone(), c.protocol))
+            .collect::<Vec<_>>()
+    };
+
+    let mut client = Client::connect(&address, client_config()).await.unwrap();
+    for message in messages("listed", 3) {
+        client.send(message.into()).await.unwrap();
+    }
+    client.flush().await.unwrap();
+    let rows = listed();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].0, "relp_in");
+    assert!(rows[0].1.starts_with("127.0.0.1:"), "{rows:?}");
+    assert_eq!(rows[0].2, "relp");
+
+    client.close().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !listed().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still listed after close: {:?}",
+            listed()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    shutdown.cancel();
+    run.await.unwrap().unwrap();
+}

@@ -32,6 +32,7 @@ fn run(
     source: impl Source,
 ) -> (
     CollectingSink,
+    Arc<loggr_core::Metrics>,
     CancellationToken,
     tokio::task::JoinHandle<Result<(), loggr_core::PipelineError>>,
 ) {
@@ -42,8 +43,19 @@ fn run(
         .sink("collect", sink.clone())
         .build()
         .unwrap();
+    let metrics = pipeline.metrics().clone();
     let task = tokio::spawn(pipeline.run(shutdown.clone()));
-    (sink, shutdown, task)
+    (sink, metrics, shutdown, task)
+}
+
+/// The (peer, protocol) pairs the listener lists now.
+fn clients(metrics: &loggr_core::Metrics) -> Vec<(String, &'static str)> {
+    metrics
+        .connections()
+        .connections
+        .into_iter()
+        .map(|c| (c.peer, c.protocol))
+        .collect()
 }
 
 async fn wait_for(sink: &CollectingSink, count: usize) {
@@ -74,7 +86,7 @@ async fn syslog_over_tls_on_the_tcp_listener() {
         tls: Some(tls),
         ..TcpConfig::new(address)
     };
-    let (sink, shutdown, task) = run(TcpSource::with_listener(config, listener));
+    let (sink, metrics, shutdown, task) = run(TcpSource::with_listener(config, listener));
 
     let mut roots = rustls::RootCertStore::empty();
     for c in load_certs(&cert).unwrap() {
@@ -103,6 +115,8 @@ async fn syslog_over_tls_on_the_tcp_listener() {
         events[0].field("syslog_protocol").unwrap().to_string(),
         "tls"
     );
+    let peer = stream.get_ref().0.local_addr().unwrap().to_string();
+    assert_eq!(clients(&metrics), [(peer, "tcp+tls")]);
 
     // A plaintext sender gets nothing in.
     let mut plain = TcpStream::connect(address).await.unwrap();
@@ -134,7 +148,7 @@ async fn relp_over_tls_with_mutual_fingerprint_authentication() {
         tls: Some(tls),
         ..RelpConfig::new(address)
     };
-    let (sink, shutdown, task) = run(RelpSource::with_listener(config, listener));
+    let (sink, metrics, shutdown, task) = run(RelpSource::with_listener(config, listener));
 
     let options = |with_cert: bool| TlsClientOptions {
         peer_auth: PeerAuth::Fingerprint(vec![server_fingerprint.clone()]),
@@ -157,6 +171,10 @@ async fn relp_over_tls_with_mutual_fingerprint_authentication() {
             .await
             .unwrap();
     }
+    client.flush().await.unwrap();
+    let listed = clients(&metrics);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].1, "relp+tls");
     let stats = client.close().await.unwrap();
     assert_eq!(stats.acked, 100);
     assert_eq!(sink.len(), 100, "acknowledged means stored");
