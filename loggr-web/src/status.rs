@@ -1,6 +1,7 @@
 //! The status page's figures: the store's, and (from the optional `[status]` table) the other
-//! loggr daemons' (each one's Prometheus `/metrics`), RabbitMQ queue depths (feature `amqp`)
-//! and Redis spool lengths (feature `redis`).
+//! loggr daemons' (each one's Prometheus `/metrics`, and the clients connected to its listeners
+//! from its `/connections`), RabbitMQ queue depths (feature `amqp`) and Redis spool lengths
+//! (feature `redis`).
 //!
 //! One [`Snapshot`] holds them all; the page renders it and `/status/stream` sends it as JSON
 //! every two seconds. Snapshots are cached for a second, so any number of open status pages
@@ -24,8 +25,14 @@ pub const WINDOW_MINUTES: u64 = 5;
 /// How long a snapshot is reused.
 const CACHE_FOR: Duration = Duration::from_secs(1);
 
-/// The most bytes read from a component's `/metrics`.
+/// The most bytes read from a component's `/metrics` or `/connections`.
 const MAX_METRICS_BYTES: u64 = 4 << 20;
+
+/// The most connected clients listed per component; the others are counted.
+pub const MAX_CLIENTS: usize = 200;
+
+/// The longest text kept of each field of a listed client.
+const MAX_CLIENT_FIELD_CHARS: usize = 200;
 
 /// The optional `[status]` table: what the status page watches besides the store.
 ///
@@ -43,8 +50,9 @@ const MAX_METRICS_BYTES: u64 = 4 << 20;
 #[serde(deny_unknown_fields)]
 pub struct StatusConfig {
     /// The loggr daemons to watch: each is up when its Prometheus `/metrics` answers within
-    /// `probe_timeout_ms`, and shows the sums of its event counters and its listeners' open
-    /// connections.
+    /// `probe_timeout_ms`, and shows the sums of its event counters, its listeners' open
+    /// connections, and the connected clients from its `/connections` (beside `/metrics`: the
+    /// URL's last path segment replaced; a daemon without it shows no clients).
     #[serde(default)]
     pub components: Vec<ComponentConfig>,
     /// The RabbitMQ broker whose `queues` to watch (`amqp://user:password@host:port/vhost`;
@@ -219,6 +227,40 @@ pub struct ComponentStatus {
     pub counters: Vec<Figure>,
     /// Open connections of each of its sources (`loggr_open_connections`).
     pub listeners: Vec<Figure>,
+    /// The clients connected to its listeners (from `/connections`; none when it does not
+    /// serve it), at most [`MAX_CLIENTS`].
+    pub clients: Vec<ClientStatus>,
+    /// Open connections `clients` does not list (over the daemon's or this page's limit).
+    pub unlisted: u64,
+}
+
+/// One client connected to a watched daemon's listener. Every field is the daemon's text
+/// (the peer address is the client's doing): escape it wherever it is shown.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct ClientStatus {
+    /// The listener (the daemon's source name).
+    pub listener: String,
+    /// The client's address.
+    pub peer: String,
+    /// `tcp`, `tcp+tls`, `relp`, `relp+tls`…
+    pub protocol: String,
+    /// When it connected (RFC 3339, to the second).
+    pub since: String,
+}
+
+/// A daemon's `/connections` answer (the fields the page uses).
+#[derive(Deserialize)]
+struct ConnectionsAnswer {
+    #[serde(default)]
+    connections: Vec<ClientStatus>,
+    #[serde(default)]
+    listeners: Vec<ListenerCount>,
+}
+
+#[derive(Deserialize)]
+struct ListenerCount {
+    #[serde(default)]
+    open: u64,
 }
 
 /// A named number.
@@ -355,6 +397,17 @@ struct HttpTarget {
 }
 
 impl HttpTarget {
+    /// The URL beside this one: the last path segment (and any query) replaced by `name`.
+    fn sibling(&self, name: &str) -> HttpTarget {
+        let path = self.path.split('?').next().unwrap_or_default();
+        let directory = path.rfind('/').map_or("/", |at| &path[..=at]);
+        HttpTarget {
+            host: self.host.clone(),
+            port: self.port,
+            path: format!("{directory}{name}"),
+        }
+    }
+
     fn parse(url: &str) -> Option<HttpTarget> {
         let rest = url.strip_prefix("http://")?;
         let (authority, path) = match rest.find('/') {
@@ -389,8 +442,6 @@ impl HttpTarget {
 }
 
 async fn component_status(config: &ComponentConfig, timeout: Duration) -> ComponentStatus {
-    let started = Instant::now();
-    let answer = tokio::time::timeout(timeout, http_get(&config.metrics_url)).await;
     let mut status = ComponentStatus {
         name: config.name.clone(),
         url: redact_url(&config.metrics_url),
@@ -399,14 +450,40 @@ async fn component_status(config: &ComponentConfig, timeout: Duration) -> Compon
         ms: None,
         counters: Vec::new(),
         listeners: Vec::new(),
+        clients: Vec::new(),
+        unlisted: 0,
     };
+    let Some(target) = HttpTarget::parse(&config.metrics_url) else {
+        status.error = Some("bad URL".to_owned());
+        return status;
+    };
+    let started = Instant::now();
+    let metrics = async {
+        let answer = tokio::time::timeout(timeout, http_get(&target, "text/plain")).await;
+        (answer, started.elapsed())
+    };
+    let connections_target = target.sibling("connections");
+    let connections =
+        tokio::time::timeout(timeout, http_get(&connections_target, "application/json"));
+    let ((answer, took), connections) = tokio::join!(metrics, connections);
     match answer {
         Ok(Ok(body)) => {
             status.up = true;
-            status.ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
+            status.ms = Some(u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
             let (counters, listeners) = figures(&parse_prometheus(&body));
             status.counters = counters;
             status.listeners = listeners;
+            match connections {
+                Ok(Ok(body)) => (status.clients, status.unlisted) = clients(&config.name, &body),
+                // A daemon from before `/connections` answers 404: it lists nobody.
+                Ok(Err(reason)) if reason == "HTTP 404" => {}
+                Ok(Err(reason)) => {
+                    tracing::debug!(component = %config.name, %reason, "A component's /connections failed");
+                }
+                Err(_elapsed) => {
+                    tracing::debug!(component = %config.name, "A component's /connections timed out");
+                }
+            }
         }
         Ok(Err(reason)) => {
             tracing::debug!(component = %config.name, %reason, "A component's /metrics failed");
@@ -417,11 +494,49 @@ async fn component_status(config: &ComponentConfig, timeout: Duration) -> Compon
     status
 }
 
-/// GETs a plain-HTTP URL (hyper's HTTP/1.1 client); the body of a 200 answer, at most
-/// [`MAX_METRICS_BYTES`], or a short reason (no secrets).
-async fn http_get(url: &str) -> Result<String, String> {
+/// A daemon's listed clients (at most [`MAX_CLIENTS`], each field at most
+/// [`MAX_CLIENT_FIELD_CHARS`], times to the second) and how many open connections they leave
+/// out, from its `/connections` JSON; nothing when it does not parse.
+fn clients(component: &str, body: &str) -> (Vec<ClientStatus>, u64) {
+    let answer: ConnectionsAnswer = match serde_json::from_str(body) {
+        Ok(answer) => answer,
+        Err(error) => {
+            tracing::debug!(component, %error, "A component's /connections is not the JSON expected");
+            return (Vec::new(), 0);
+        }
+    };
+    let clip = |text: String| match text.char_indices().nth(MAX_CLIENT_FIELD_CHARS) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text,
+    };
+    let listed: Vec<ClientStatus> = answer
+        .connections
+        .into_iter()
+        .take(MAX_CLIENTS)
+        .map(|client| ClientStatus {
+            listener: clip(client.listener),
+            peer: clip(client.peer),
+            protocol: clip(client.protocol),
+            since: match client.since.parse::<jiff::Timestamp>() {
+                Ok(since) => since
+                    .round(jiff::Unit::Second)
+                    .map_or_else(|_| since.to_string(), |t| t.to_string()),
+                Err(_) => clip(client.since),
+            },
+        })
+        .collect();
+    let open = answer
+        .listeners
+        .iter()
+        .fold(0u64, |sum, listener| sum.saturating_add(listener.open));
+    let unlisted = open.saturating_sub(listed.len() as u64);
+    (listed, unlisted)
+}
+
+/// GETs a plain-HTTP URL (hyper's HTTP/1.1 client), asking for `accept`; the body of a 200
+/// answer, at most [`MAX_METRICS_BYTES`], or a short reason (no secrets).
+async fn http_get(target: &HttpTarget, accept: &str) -> Result<String, String> {
     use http_body_util::BodyExt as _;
-    let target = HttpTarget::parse(url).ok_or_else(|| "bad URL".to_owned())?;
     let stream = tokio::net::TcpStream::connect((target.host.as_str(), target.port))
         .await
         .map_err(|e| format!("unreachable: {}", e.kind()))?;
@@ -438,7 +553,7 @@ async fn http_get(url: &str) -> Result<String, String> {
     };
     let request = axum::http::Request::get(target.path.as_str())
         .header(axum::http::header::HOST, host)
-        .header(axum::http::header::ACCEPT, "text/plain")
+        .header(axum::http::header::ACCEPT, accept)
         .body(http_body_util::Empty::<hyper::body::Bytes>::new())
         .map_err(|_| "bad URL".to_owned())?;
     let answer = async {
@@ -807,6 +922,52 @@ mod tests {
                 value: 3
             }]
         );
+    }
+
+    #[test]
+    fn the_connections_url_is_beside_the_metrics_url() {
+        let sibling = |url: &str| HttpTarget::parse(url).map(|t| t.sibling("connections").path);
+        assert_eq!(
+            sibling("http://127.0.0.1:9464/metrics").as_deref(),
+            Some("/connections")
+        );
+        assert_eq!(
+            sibling("http://h/daemons/relay/metrics?x=1").as_deref(),
+            Some("/daemons/relay/connections")
+        );
+        assert_eq!(sibling("http://h").as_deref(), Some("/connections"));
+    }
+
+    #[test]
+    fn lists_clients_to_the_second_and_counts_the_unlisted() {
+        let body = r#"{"connections": [
+            {"listener": "relp", "peer": "10.0.0.1:5000", "protocol": "relp",
+             "since": "2026-11-21T10:00:00.123456789Z"},
+            {"listener": "tcp", "peer": "<b>", "protocol": "tcp", "since": "garbage"}],
+            "listeners": [{"listener": "relp", "open": 5, "listed": 1},
+                          {"listener": "tcp", "open": 1, "listed": 1}]}"#;
+        let (listed, unlisted) = clients("relay", body);
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[0].since, "2026-11-21T10:00:00Z");
+        assert_eq!(listed[1].peer, "<b>");
+        assert_eq!(listed[1].since, "garbage");
+        assert_eq!(unlisted, 4);
+        assert_eq!(clients("relay", "not json"), (Vec::new(), 0));
+
+        let many: Vec<String> = (0..MAX_CLIENTS + 10)
+            .map(|i| {
+                format!(
+                    r#"{{"listener":"tcp","peer":"10.0.0.1:{i}","protocol":"tcp","since":"x"}}"#
+                )
+            })
+            .collect();
+        let body = format!(
+            r#"{{"connections":[{}],"listeners":[{{"listener":"tcp","open":{}}}]}}"#,
+            many.join(","),
+            MAX_CLIENTS + 10
+        );
+        let (listed, unlisted) = clients("relay", &body);
+        assert_eq!((listed.len(), unlisted), (MAX_CLIENTS, 10));
     }
 
     #[test]

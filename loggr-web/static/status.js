@@ -31,7 +31,7 @@
   }
 
   // Replaces the rows of tbody#id with one row per item; `cells` maps an item to
-  // [{text, className, small}].
+  // [{text, className, small, colSpan}].
   function fillRows(id, items, cells) {
     const body = byId(id);
     if (!body || !Array.isArray(items)) {
@@ -44,6 +44,9 @@
         td.textContent = cell.text;
         if (cell.className) {
           td.className = cell.className;
+        }
+        if (cell.colSpan) {
+          td.colSpan = cell.colSpan;
         }
         if (cell.small) {
           td.append(' ');
@@ -80,6 +83,21 @@
         { text: figures(c.listeners) },
       ];
     });
+    // Connected clients: one row per client, one per component with unlisted ones, or 'none'.
+    const clients = [];
+    (s.components || []).forEach(function (c) {
+      (c.clients || []).forEach(function (k) {
+        clients.push([{ text: c.name }, { text: k.listener }, { text: k.peer },
+          { text: k.protocol }, { text: k.since }]);
+      });
+      if (c.unlisted) {
+        clients.push([{ text: c.name }, { text: c.unlisted + ' more, not listed', colSpan: 4 }]);
+      }
+    });
+    if (clients.length === 0) {
+      clients.push([{ text: 'none', colSpan: 5 }]);
+    }
+    fillRows('clients', clients, function (cells) { return cells; });
     fillRows('queues', s.queues, function (q) {
       return q.error
         ? [{ text: q.name }, { text: 'unknown: ' + q.error, className: 'error' }, { text: '-' }]

@@ -32,6 +32,42 @@ async fn fake_daemon() -> String {
     format!("http://{addr}/metrics")
 }
 
+/// A peer address as a hostile daemon (or proxy) could report it.
+const HOSTILE_PEER: &str = "<script>alert(1)</script>:1";
+
+/// Serves a fake loggr daemon's `/metrics` and `/connections` under `/relay/`; returns its
+/// metrics URL. Three clients are listed, of five open connections.
+async fn fake_daemon_with_clients() -> String {
+    const TEXT: &str = "# TYPE loggr_open_connections gauge\n\
+        loggr_open_connections{component_kind=\"source\",component=\"relp_in\"} 4\n\
+        loggr_open_connections{component_kind=\"source\",component=\"tcp_in\"} 1\n";
+    let connections = serde_json::json!({
+        "connections": [
+            {"listener": "relp_in", "peer": "10.1.2.3:40000", "protocol": "relp",
+             "since": "2026-11-21T10:00:00.123456789Z"},
+            {"listener": "relp_in", "peer": "[2001:db8::1]:40001", "protocol": "relp+tls",
+             "since": "2026-11-21T10:05:00Z"},
+            {"listener": "tcp_in", "peer": HOSTILE_PEER, "protocol": "tcp",
+             "since": "2026-11-21T10:06:00Z"},
+        ],
+        "listeners": [
+            {"listener": "relp_in", "open": 4, "listed": 2},
+            {"listener": "tcp_in", "open": 1, "listed": 1},
+        ],
+    })
+    .to_string();
+    let app = axum::Router::new()
+        .route("/relay/metrics", axum::routing::get(|| async { TEXT }))
+        .route(
+            "/relay/connections",
+            axum::routing::get(move || async move { connections }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/relay/metrics")
+}
+
 /// A local URL nothing listens on.
 async fn dead_url() -> String {
     format!("http://127.0.0.1:{}/metrics", dead_port().await)
@@ -119,6 +155,10 @@ async fn status_page_shows_a_component_up_and_one_down(db: TestDb) {
     );
     let amqp = row("amqp_to_pg");
     assert!(amqp.contains("class=\"error\">down: unreachable"), "{amqp}");
+    assert!(
+        body.contains("<td colspan=\"5\">none</td>"),
+        "no daemon lists clients: {body}"
+    );
 
     let js = client.get("/static/status.js").await;
     assert_eq!(js.status, 200);
@@ -175,8 +215,74 @@ async fn status_stream_sends_json_snapshots_to_sessions_only(db: TestDb) {
     assert_eq!(component["up"], true, "{component}");
     assert_eq!(component["listeners"][0]["name"], "relp_in");
     assert_eq!(component["listeners"][0]["value"], 3);
+    // A daemon without `/connections` (older) lists nobody, and is not in error.
+    assert_eq!(component["clients"], serde_json::json!([]), "{component}");
+    assert_eq!(component["unlisted"], 0, "{component}");
+    assert_eq!(component["error"], serde_json::Value::Null, "{component}");
 }
 both!(status_stream_sends_json_snapshots_to_sessions_only);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_page_lists_connected_clients_escaped_and_streams_them() {
+    let db = TestDb::on(support::Backend::Sqlite, "clients").await;
+    let relay = fake_daemon_with_clients().await;
+    let old = fake_daemon().await;
+    let extra = format!(
+        "[status]\ncomponents = [\n  {{ name = \"relay\", metrics_url = \"{relay}\" }},\n  \
+         {{ name = \"old\", metrics_url = \"{old}\" }},\n]\n"
+    );
+    let addr = support::serve_with(&db.url(), 50, 100, &extra).await;
+    let mut client = Client::logged_in(addr).await;
+
+    let page = client.get("/status").await;
+    assert_eq!(page.status, 200, "{page:?}");
+    let body = &page.body;
+    let at = body
+        .find("<tbody id=\"clients\">")
+        .unwrap_or_else(|| panic!("no clients table: {body}"));
+    let table = &body[at..at + body[at..].find("</tbody>").unwrap()];
+    let rows: Vec<&str> = table.split("<tr>").skip(1).map(str::trim).collect();
+    assert_eq!(
+        rows,
+        [
+            "<td>relay</td><td>relp_in</td><td>10.1.2.3:40000</td><td>relp</td>\
+             <td>2026-11-21T10:00:00Z</td></tr>",
+            "<td>relay</td><td>relp_in</td><td>[2001:db8::1]:40001</td><td>relp+tls</td>\
+             <td>2026-11-21T10:05:00Z</td></tr>",
+            "<td>relay</td><td>tcp_in</td>\
+             <td>&lt;script&gt;alert(1)&lt;&#x2f;script&gt;:1</td><td>tcp</td>\
+             <td>2026-11-21T10:06:00Z</td></tr>",
+            "<td>relay</td><td colspan=\"4\">2 more, not listed</td></tr>",
+        ],
+        "{table}"
+    );
+    assert!(
+        !body.contains("<script>alert"),
+        "the peer is escaped: {body}"
+    );
+
+    let (code, head, snapshot) = first_snapshot(&client).await;
+    assert_eq!(code, 200);
+    assert!(head.contains("content-type: text/event-stream"), "{head}");
+    let snapshot = snapshot.unwrap();
+    let relay = &snapshot["components"][0];
+    assert_eq!(relay["unlisted"], 2, "{relay}");
+    let clients = relay["clients"].as_array().unwrap();
+    assert_eq!(clients.len(), 3, "{relay}");
+    assert_eq!(
+        clients[2],
+        serde_json::json!({"listener": "tcp_in", "peer": HOSTILE_PEER, "protocol": "tcp",
+                           "since": "2026-11-21T10:06:00Z"}),
+        "JSON carries the text as data (status.js sets it with textContent)"
+    );
+    assert_eq!(snapshot["components"][1]["clients"], serde_json::json!([]));
+
+    let js = client.get("/static/status.js").await;
+    assert!(
+        js.body.contains("fillRows('clients'"),
+        "status.js fills the clients table"
+    );
+}
 
 #[tokio::test]
 async fn healthz_and_metrics_answer_and_count_requests_by_route_template() {
