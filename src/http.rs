@@ -1,4 +1,5 @@
-//! The daemons' HTTP endpoint: Prometheus `/metrics` and a `/healthz` liveness probe.
+//! The daemons' HTTP endpoint: Prometheus `/metrics`, `/connections` (the clients connected to
+//! each listener, JSON) and a `/healthz` liveness probe.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,7 +11,8 @@ use axum::routing::get;
 use axum::Router;
 use loggr_core::{CancellationToken, Metrics};
 
-/// Serves `/metrics` (the Prometheus text format) and `/healthz` on `address` until `shutdown`
+/// Serves `/metrics` (the Prometheus text format), `/connections` (JSON: see
+/// [`loggr_core::connections::ConnectionList`]) and `/healthz` on `address` until `shutdown`
 /// fires. Returns the bound address (useful with port 0) and the server's task.
 ///
 /// # Errors
@@ -25,6 +27,7 @@ pub async fn serve_metrics(
     let bound = listener.local_addr()?;
     let app = Router::new()
         .route("/metrics", get(render))
+        .route("/connections", get(connections))
         .route("/healthz", get(|| async { "ok\n" }))
         .with_state(metrics);
     let task = tokio::spawn(async move {
@@ -35,7 +38,7 @@ pub async fn serve_metrics(
             tracing::error!(%error, "The metrics endpoint failed");
         }
     });
-    tracing::info!(address = %bound, "Serving /metrics and /healthz");
+    tracing::info!(address = %bound, "Serving /metrics, /connections and /healthz");
     Ok((bound, task))
 }
 
@@ -43,5 +46,12 @@ async fn render(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4")],
         metrics.render_prometheus(),
+    )
+}
+
+async fn connections(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    (
+        [(CONTENT_TYPE, "application/json")],
+        metrics.render_connections_json(),
     )
 }

@@ -1,5 +1,6 @@
 //! The `syslog_server` daemon as an operator runs it: RELP acknowledgements mean "on disk",
-//! SIGTERM drains and exits cleanly, `/metrics` counts per listener.
+//! SIGTERM drains and exits cleanly, `/metrics` counts per listener, `/connections` lists the
+//! connected clients.
 
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
@@ -93,6 +94,30 @@ async fn relp_acks_mean_stored_and_sigterm_drains_cleanly() {
         "{text}"
     );
     assert_eq!(http_get(metrics, "/healthz").await.trim_end(), "ok");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&http_get(metrics, "/connections").await).unwrap();
+    let rows = json["connections"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{json}");
+    assert_eq!(
+        rows[0]["listener"],
+        format!("relp:127.0.0.1:{relp}"),
+        "{json}"
+    );
+    assert_eq!(rows[0]["protocol"], "relp", "{json}");
+    assert!(
+        rows[0]["peer"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{json}"
+    );
+    assert!(
+        rows[0]["since"]
+            .as_str()
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .is_ok(),
+        "{json}"
+    );
+    assert_eq!(json["listeners"][0]["open"], 1, "{json}");
 
     // SIGTERM with the session open: the daemon answers what is outstanding, sends
     // serverclose and exits 0 well within its grace period.
