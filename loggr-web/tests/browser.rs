@@ -183,7 +183,12 @@ both!(chromium_walks_through_login_query_paging_event_export_and_logout);
 async fn chromium_walks_through_login_query_paging_event_export_and_logout(db: TestDb) {
     let dir = require_tools();
     insert_fixture(&db).await;
-    let addr = support::serve(&db.url(), 5, 100).await;
+    // A watched daemon whose clients the status page lists; one peer is web.mjs's
+    // `FIXTURE.hostileScript`.
+    let relay = support::fake_daemon_with_clients("<script>window.__pwned=1</script>").await;
+    let extra =
+        format!("[status]\ncomponents = [{{ name = \"relay\", metrics_url = \"{relay}\" }}]\n");
+    let addr = support::serve_with(&db.url(), 5, 100, &extra).await;
 
     let out = workspace().join("target/browser-artifacts");
     std::fs::create_dir_all(&out).unwrap();

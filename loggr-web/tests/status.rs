@@ -35,39 +35,6 @@ async fn fake_daemon() -> String {
 /// A peer address as a hostile daemon (or proxy) could report it.
 const HOSTILE_PEER: &str = "<script>alert(1)</script>:1";
 
-/// Serves a fake loggr daemon's `/metrics` and `/connections` under `/relay/`; returns its
-/// metrics URL. Three clients are listed, of five open connections.
-async fn fake_daemon_with_clients() -> String {
-    const TEXT: &str = "# TYPE loggr_open_connections gauge\n\
-        loggr_open_connections{component_kind=\"source\",component=\"relp_in\"} 4\n\
-        loggr_open_connections{component_kind=\"source\",component=\"tcp_in\"} 1\n";
-    let connections = serde_json::json!({
-        "connections": [
-            {"listener": "relp_in", "peer": "10.1.2.3:40000", "protocol": "relp",
-             "since": "2026-11-21T10:00:00.123456789Z"},
-            {"listener": "relp_in", "peer": "[2001:db8::1]:40001", "protocol": "relp+tls",
-             "since": "2026-11-21T10:05:00Z"},
-            {"listener": "tcp_in", "peer": HOSTILE_PEER, "protocol": "tcp",
-             "since": "2026-11-21T10:06:00Z"},
-        ],
-        "listeners": [
-            {"listener": "relp_in", "open": 4, "listed": 2},
-            {"listener": "tcp_in", "open": 1, "listed": 1},
-        ],
-    })
-    .to_string();
-    let app = axum::Router::new()
-        .route("/relay/metrics", axum::routing::get(|| async { TEXT }))
-        .route(
-            "/relay/connections",
-            axum::routing::get(move || async move { connections }),
-        );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}/relay/metrics")
-}
-
 /// A local URL nothing listens on.
 async fn dead_url() -> String {
     format!("http://127.0.0.1:{}/metrics", dead_port().await)
@@ -225,7 +192,7 @@ both!(status_stream_sends_json_snapshots_to_sessions_only);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_page_lists_connected_clients_escaped_and_streams_them() {
     let db = TestDb::on(support::Backend::Sqlite, "clients").await;
-    let relay = fake_daemon_with_clients().await;
+    let relay = support::fake_daemon_with_clients(HOSTILE_PEER).await;
     let old = fake_daemon().await;
     let extra = format!(
         "[status]\ncomponents = [\n  {{ name = \"relay\", metrics_url = \"{relay}\" }},\n  \

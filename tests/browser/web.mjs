@@ -229,6 +229,21 @@ async function run() {
     check(/Store\s*(postgres|sqlite), reachable/.test(status), `status shows the store reachable: ${status}`);
     check(status.includes('Events (estimate)'), 'status shows the event estimate');
     check(status.includes('Newest event received'), 'status shows the newest event');
+    // The watched daemon (browser.rs's fake) lists three clients of five open connections;
+    // one peer address is hostile HTML, shown as text.
+    const clientRows = () => page.$$eval('#clients tr', (trs) =>
+      trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)));
+    const expectedClients = [
+      ['relay', 'relp_in', '10.1.2.3:40000', 'relp', '2026-11-21T10:00:00Z'],
+      ['relay', 'relp_in', '[2001:db8::1]:40001', 'relp+tls', '2026-11-21T10:05:00Z'],
+      ['relay', 'tcp_in', FIXTURE.hostileScript, 'tcp', '2026-11-21T10:06:00Z'],
+      ['relay', '2 more, not listed'],
+    ];
+    checkEqual(await clientRows(), expectedClients, 'connected clients, server-rendered');
+    // Marks the server-rendered rows: status.js replaces them with its own.
+    await page.evaluate(() => {
+      document.querySelectorAll('#clients tr').forEach((tr) => { tr.dataset.old = '1'; });
+    });
     step = 'status live update';
     // status.js opens /status/stream (EventSource, allowed by the CSP's connect-src 'self')
     // and marks the page live once a snapshot arrived.
@@ -237,6 +252,14 @@ async function run() {
       null,
       { timeout: 10000 },
     );
+    await page.waitForFunction(
+      () => document.querySelector('#clients tr') && !document.querySelector('#clients tr[data-old]'),
+      null,
+      { timeout: 10000 },
+    );
+    checkEqual(await clientRows(), expectedClients, 'connected clients, live');
+    checkEqual(await page.locator('#clients script').count(), 0, 'no <script> in the clients table');
+    checkEqual(await page.evaluate(() => typeof window.__pwned), 'undefined', 'status page: window.__pwned');
     check(
       /Store\s*(postgres|sqlite), reachable/.test(await page.locator('table.fields').textContent()),
       'the live update keeps the store reachable',

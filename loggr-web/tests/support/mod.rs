@@ -543,3 +543,37 @@ pub fn next_link(body: &str) -> Option<String> {
     let end = body[at..].find('"').unwrap();
     Some(body[at..at + end].replace("&amp;", "&"))
 }
+
+/// Serves a fake loggr daemon's `/metrics` and `/connections` under `/relay/` on a local port;
+/// returns its metrics URL. It lists three clients (the last one's peer is `hostile_peer`) of
+/// five open connections: `relp_in` has 4 open, 2 listed; `tcp_in` 1 open, 1 listed.
+pub async fn fake_daemon_with_clients(hostile_peer: &str) -> String {
+    const TEXT: &str = "# TYPE loggr_open_connections gauge\n\
+        loggr_open_connections{component_kind=\"source\",component=\"relp_in\"} 4\n\
+        loggr_open_connections{component_kind=\"source\",component=\"tcp_in\"} 1\n";
+    let connections = serde_json::json!({
+        "connections": [
+            {"listener": "relp_in", "peer": "10.1.2.3:40000", "protocol": "relp",
+             "since": "2026-11-21T10:00:00.123456789Z"},
+            {"listener": "relp_in", "peer": "[2001:db8::1]:40001", "protocol": "relp+tls",
+             "since": "2026-11-21T10:05:00Z"},
+            {"listener": "tcp_in", "peer": hostile_peer, "protocol": "tcp",
+             "since": "2026-11-21T10:06:00Z"},
+        ],
+        "listeners": [
+            {"listener": "relp_in", "open": 4, "listed": 2},
+            {"listener": "tcp_in", "open": 1, "listed": 1},
+        ],
+    })
+    .to_string();
+    let app = axum::Router::new()
+        .route("/relay/metrics", axum::routing::get(|| async { TEXT }))
+        .route(
+            "/relay/connections",
+            axum::routing::get(move || async move { connections }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/relay/metrics")
+}
