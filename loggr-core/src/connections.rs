@@ -108,7 +108,8 @@ impl ComponentMetrics {
     }
 }
 
-/// An open connection, counted and listed until dropped (see [`ComponentMetrics::open_connection`]).
+/// An open connection, counted and listed until dropped (see
+/// [`ComponentMetrics::open_connection`]).
 #[derive(Debug)]
 #[must_use = "the connection leaves the list when the guard is dropped"]
 pub struct ConnectionGuard {

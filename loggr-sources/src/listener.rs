@@ -1,8 +1,9 @@
 //! The accept loop the TCP-based listeners (`tcp`, `relp`) share: a bounded number of
 //! connections (the ones over the limit are closed at once and counted), a short pause when
 //! `accept` fails (out of file descriptors) instead of a busy loop, the open-connections
-//! gauge and the list of connected clients (`/connections`), and at shutdown: stop accepting, let the connections finish (they drain their own
-//! acknowledgements), give up when the pipeline aborts.
+//! gauge and the list of connected clients (`/connections`), and at shutdown: stop accepting,
+//! let the connections finish (they drain their own acknowledgements), give up when the
+//! pipeline aborts.
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -167,12 +167,8 @@ impl Source for RelpSource {
         #[cfg(feature = "tls")]
         let tls = crate::tls::server_config(config.tls.as_ref(), "relp")?;
         let protocol = if is_tls(&config) { "relp+tls" } else { "relp" };
-        accept_connections(
-            listener,
-            &cx,
-            config.max_connections,
-            protocol,
-            |stream, peer| {
+        let max_connections = config.max_connections;
+        accept_connections(listener, &cx, max_connections, protocol, |stream, peer| {
             let handler = Handler {
                 frames: frames.clone(),
                 origin: Origin {
