@@ -9,11 +9,10 @@
 
 mod common;
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{at, event};
+use common::{at, event, psql, Database};
 use loggr_core::{Event, Value};
 use loggr_sinks::postgres::PostgresSinkConfig;
 use loggr_store::{EventFilter, PgStore, SqliteConfig, SqliteStore, Store};
@@ -30,30 +29,6 @@ fn sqlite() -> Backend {
     Backend {
         store: Arc::new(store),
         _keep: Box::new(dir),
-    }
-}
-
-/// A database of the test's own, dropped at the end.
-struct Database(String);
-
-fn psql(sql: &str) {
-    let output = Command::new("psql")
-        .args(["-X", "-q", "-h", "127.0.0.1", "-d", "postgres", "-c", sql])
-        .output()
-        .unwrap_or_else(|e| panic!("psql is missing ({e}): run `bash scripts/services.sh`"));
-    assert!(
-        output.status.success(),
-        "{sql}: {} (is PostgreSQL running? `bash scripts/services.sh`)",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .args(["-X", "-q", "-h", "127.0.0.1", "-d", "postgres", "-c"])
-            .arg(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0))
-            .status();
     }
 }
 

@@ -8,8 +8,9 @@
 #![cfg(feature = "postgres")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
+mod common;
 
+use common::{psql, Database};
 use jiff::Timestamp;
 use loggr_core::Event;
 use loggr_sinks::postgres::{create_search_index, search_index, PostgresSinkConfig, SearchIndex};
@@ -17,30 +18,6 @@ use loggr_store::postgres::message_stats;
 use loggr_store::postgres::query::{select_planned, trigram_pattern, MessageStats, Planning};
 use loggr_store::{EventFilter, PgStore, Store};
 use tokio_postgres::{Client, NoTls};
-
-fn psql(sql: &str) {
-    let output = Command::new("psql")
-        .args(["-X", "-q", "-h", "127.0.0.1", "-d", "postgres", "-c", sql])
-        .output()
-        .unwrap_or_else(|e| panic!("psql is missing ({e}): run `bash scripts/services.sh`"));
-    assert!(
-        output.status.success(),
-        "{sql}: {} (is PostgreSQL running? `bash scripts/services.sh`)",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// A database of the test's own, dropped at the end.
-struct Database(String);
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .args(["-X", "-q", "-h", "127.0.0.1", "-d", "postgres", "-c"])
-            .arg(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0))
-            .status();
-    }
-}
 
 async fn connect(url: &str) -> Client {
     let (client, connection) = tokio_postgres::connect(url, NoTls).await.unwrap();

@@ -2,6 +2,8 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::process::Command;
+
 use jiff::Timestamp;
 use loggr_core::{Event, Facility, Severity};
 
@@ -28,4 +30,30 @@ pub(crate) fn event(n: i64) -> Event {
         event.add_tag("odd");
     }
     event
+}
+
+/// Runs `sql` with `psql` on the machine's PostgreSQL (127.0.0.1:5432, database `postgres`);
+/// fails loudly when psql or the server is missing.
+pub(crate) fn psql(sql: &str) {
+    let output = Command::new("psql")
+        .args(["-X", "-q", "-h", "127.0.0.1", "-d", "postgres", "-c", sql])
+        .output()
+        .unwrap_or_else(|e| panic!("psql is missing ({e}): run `bash scripts/services.sh`"));
+    assert!(
+        output.status.success(),
+        "{sql}: {} (is PostgreSQL running? `bash scripts/services.sh`)",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A database of the test's own (its name), dropped at the end.
+pub(crate) struct Database(pub(crate) String);
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args(["-X", "-q", "-h", "127.0.0.1", "-d", "postgres", "-c"])
+            .arg(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0))
+            .status();
+    }
 }
