@@ -71,27 +71,32 @@ pub fn tag_names(event: &Event) -> Vec<Cow<'_, str>> {
 /// without the `userid` that has its column.
 pub fn extra_rows(event: &Event) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
     let mut rows = Vec::new();
-    for (name, value) in event.fields.iter() {
-        if is_extra(name, value) {
-            push_values(store_text(name), value, &mut rows);
-        }
-    }
+    for_each_extra(event, |name, value| rows.push((name, value)));
     rows
 }
 
-fn push_values<'a>(
+/// Calls `row` with each of [`extra_rows`]' rows, in the same order, without collecting them.
+pub fn for_each_extra<'a>(event: &'a Event, mut row: impl FnMut(Cow<'a, str>, Cow<'a, str>)) {
+    for (name, value) in event.fields.iter() {
+        if is_extra(name, value) {
+            visit_values(store_text(name), value, &mut row);
+        }
+    }
+}
+
+fn visit_values<'a>(
     name: Cow<'a, str>,
     value: &'a Value,
-    out: &mut Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    row: &mut impl FnMut(Cow<'a, str>, Cow<'a, str>),
 ) {
     match value {
         Value::List(items) => {
             for item in items {
-                push_values(name.clone(), item, out);
+                visit_values(name.clone(), item, row);
             }
         }
-        Value::String(text) => out.push((name, store_text(text))),
-        other => out.push((name, Cow::Owned(other.to_string()))),
+        Value::String(text) => row(name, store_text(text)),
+        other => row(name, Cow::Owned(other.to_string())),
     }
 }
 

@@ -27,7 +27,7 @@ use crate::model::{
     contains_pattern, EventDetail, EventFilter, EventSummary, InsertStats, StoreStatus,
 };
 use crate::report::{AnonymiseCounts, AuthCounts, ReportEvent, Selection, TagHostCount};
-use crate::row::{extra_rows, is_detailed, store_text, structured_data_json, tag_names, userid};
+use crate::row::{for_each_extra, store_text, structured_data_json, tag_names, userid};
 use crate::{Store, StoreError};
 
 /// The schema this code writes (`PRAGMA user_version`).
@@ -454,21 +454,18 @@ fn insert_batch(conn: &mut Connection, events: &[Event]) -> Result<InsertStats, 
 }
 
 /// Writes `event`'s extra info into `out` as `event.fields` holds it (a JSON array of
-/// `[name, value]` pairs, in [`extra_rows`] order); `false`, and `out` empty, when it has
+/// `[name, value]` pairs, in [`for_each_extra`] order); `false`, and `out` empty, when it has
 /// none.
 fn fields_json(event: &Event, out: &mut Vec<u8>) -> bool {
     out.clear();
-    if !is_detailed(event) {
-        return false;
-    }
-    for (name, value) in extra_rows(event) {
+    for_each_extra(event, |name, value| {
         out.push(if out.is_empty() { b'[' } else { b',' });
         out.push(b'[');
         json_string(out, &name);
         out.push(b',');
         json_string(out, &value);
         out.push(b']');
-    }
+    });
     if out.is_empty() {
         return false;
     }
