@@ -63,8 +63,8 @@ impl Directory {
             event.add_tag(TRUNCATED_TAG);
         }
         event.add_tag(HARVESTED_TAG);
-        event.set_field(DIRECTORY_FIELD, self.display.clone());
-        event.set_field(FNAME_FIELD, fname.clone());
+        event.set_field(Text::from_static(DIRECTORY_FIELD), self.display.clone());
+        event.set_field(Text::from_static(FNAME_FIELD), fname.clone());
         Some(event)
     }
 }
