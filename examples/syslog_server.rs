@@ -100,6 +100,7 @@ async fn main() -> anyhow::Result<()> {
             "out",
             FileSink::new(FileSinkConfig {
                 format: args.out_format,
+                fsync: args.out_fsync,
                 ..FileSinkConfig::new(path)
             }),
         );

@@ -7,6 +7,9 @@
 #
 #   bash scripts/bench-ingest.sh [COUNT] [SIZE] [CONNECTIONS]     (defaults 1000000 200 2)
 #
+# TRANSPORTS="tcp" or "relp" runs one transport only; VARIANTS (default
+# "rsyslog:always rsyslog:never json:always") picks loggr's line format and fsync policy.
+#
 # Prints msgs/s (first message sent → last message in the file) and msgs per CPU-second of
 # the receiving process.
 set -euo pipefail
@@ -68,7 +71,7 @@ measure() {
 
 echo "| receiver | transport | msgs/s | msgs/CPU-s | seconds | loggen check |"
 echo "| --- | --- | ---: | ---: | ---: | --- |"
-for transport in tcp relp; do
+for transport in ${TRANSPORTS:-tcp relp}; do
   port_rs=21514; port_lg=22514
   if [ "$transport" = relp ]; then port_rs=21515; port_lg=22515; fi
 
@@ -87,7 +90,7 @@ CONF
   measure rsyslog "$RS" "$port_rs" "$transport" "$D/rs-$transport/out.log"
   kill "$RS"; wait "$RS" 2>/dev/null || true
 
-  for variant in rsyslog:always rsyslog:never json:always; do
+  for variant in ${VARIANTS:-rsyslog:always rsyslog:never json:always}; do
     format=${variant%%:*}; fsync=${variant##*:}
     out="$D/loggr-$transport-$format-$fsync.out"
     RUST_LOG=warn "$BIN/syslog_server" --tcp 127.0.0.1:22514 --relp 127.0.0.1:22515 --relp-window 1024 \

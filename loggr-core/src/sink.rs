@@ -142,8 +142,8 @@ pub struct BatchConfig {
 impl Default for BatchConfig {
     fn default() -> Self {
         BatchConfig {
-            max_events: 1000,
-            max_bytes: 4 << 20,
+            max_events: 10_000,
+            max_bytes: 8 << 20,
             linger: Duration::ZERO,
         }
     }
