@@ -69,6 +69,14 @@ impl Fields {
 
     /// Sets a field; returns its previous value.
     pub fn insert(&mut self, name: Text, value: Value) -> Option<Value> {
+        // Sources and parsers mostly add names in order: append without searching.
+        if self.entries.last().is_none_or(|(last, _)| **last < *name) {
+            if self.entries.capacity() == 0 {
+                self.entries.reserve_exact(4);
+            }
+            self.entries.push((name, value));
+            return None;
+        }
         match self.position(&name) {
             Ok(at) => Some(std::mem::replace(&mut self.entries[at].1, value)),
             Err(at) => {
@@ -212,5 +220,31 @@ mod tests {
             back.keys().map(|k| &**k).collect::<Vec<_>>(),
             ["b", "c", "z"]
         );
+    }
+
+    proptest::proptest! {
+        /// Any mix of inserts (in order, out of order, replacing the last name) and removes
+        /// leaves the same contents as a `BTreeMap`.
+        #[test]
+        fn matches_a_btree_map(ops in proptest::collection::vec((0u8..3, 0u8..8, 0i64..100), 0..40)) {
+            let mut fields = Fields::new();
+            let mut model = std::collections::BTreeMap::new();
+            for (op, key, value) in ops {
+                let name = format!("k{key}");
+                if op == 0 {
+                    proptest::prop_assert_eq!(fields.remove(&name), model.remove(&name));
+                } else {
+                    proptest::prop_assert_eq!(
+                        fields.insert(Text::from(name.clone()), Value::Int(value)),
+                        model.insert(name, Value::Int(value))
+                    );
+                }
+                let ours: Vec<(String, Value)> =
+                    fields.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+                let theirs: Vec<(String, Value)> =
+                    model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                proptest::prop_assert_eq!(ours, theirs);
+            }
+        }
     }
 }

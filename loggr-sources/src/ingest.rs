@@ -147,18 +147,19 @@ impl FrameParser {
             if event.hostname.is_none() {
                 event.hostname = Some(origin.client_host.clone());
             }
-            // Static names: `Text::from(&str)` would allocate a copy of each name per event.
+            // Static names (`Text::from(&str)` would allocate a copy of each name per event),
+            // set in name order (each one is appended to the sorted fields).
             event.set_field(
                 Text::from_static(CLIENT_HOST_FIELD),
                 origin.client_host.clone(),
             );
-            if let Some(port) = origin.server_port {
-                event.set_field(Text::from_static(SERVER_PORT_FIELD), i64::from(port));
-            }
             event.set_field(
                 Text::from_static(PROTOCOL_FIELD),
                 Text::from_static(origin.protocol),
             );
+            if let Some(port) = origin.server_port {
+                event.set_field(Text::from_static(SERVER_PORT_FIELD), i64::from(port));
+            }
         }
         Some(event)
     }
