@@ -111,8 +111,8 @@ fn push_utc(out: &mut Vec<u8>, at: Timestamp, fraction: Fraction, zulu: bool) ->
     let year = year as u32;
     put_two(&mut text, 0, year / 100);
     put_two(&mut text, 2, year % 100);
-    put_two(&mut text, 5, month.into());
-    put_two(&mut text, 8, day.into());
+    put_two(&mut text, 5, month);
+    put_two(&mut text, 8, day);
     put_two(&mut text, 11, of_day / 3600);
     put_two(&mut text, 14, of_day / 60 % 60);
     put_two(&mut text, 17, of_day % 60);
