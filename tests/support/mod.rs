@@ -49,10 +49,13 @@ pub fn wait_port_closed(port: u16, what: &str) {
 /// is rebuilt) and returns its path.
 pub fn example(name: &str) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--quiet", "--all-features", "--example", name])
-        .status()
-        .unwrap();
+    let mut build = Command::new(cargo);
+    build.args(["build", "--quiet", "--all-features", "--example", name]);
+    // `cargo test --release` (how the end-to-end speed is measured) runs release examples.
+    if !cfg!(debug_assertions) {
+        build.arg("--release");
+    }
+    let status = build.status().unwrap();
     assert!(status.success(), "building example {name}");
     let deps = std::env::current_exe().unwrap();
     deps.parent()
