@@ -114,6 +114,35 @@ fn message(format: Format, run_id: &str, seq: u64, size: usize, stamp: &str) -> 
     out
 }
 
+/// The timestamp a connection puts in its messages: the current time, taken again every
+/// [`Stamper::EVERY`] messages (formatting it for each one would cost more than sending it).
+/// Counted per connection, so every connection's clock advances.
+struct Stamper {
+    format: Format,
+    count: u64,
+    current: String,
+}
+
+impl Stamper {
+    const EVERY: u64 = 100;
+
+    fn new(format: Format) -> Self {
+        Stamper {
+            format,
+            count: 0,
+            current: stamp(format),
+        }
+    }
+
+    fn next(&mut self) -> &str {
+        if self.count > 0 && self.count.is_multiple_of(Self::EVERY) {
+            self.current = stamp(self.format);
+        }
+        self.count += 1;
+        &self.current
+    }
+}
+
 fn stamp(format: Format) -> String {
     let now = jiff::Zoned::now().with_time_zone(jiff::tz::TimeZone::UTC);
     match format {
@@ -156,7 +185,7 @@ async fn send_connection(args: SendArgs, run_id: String, connection: u64) -> any
     let mut pacer = Pacer::new(per_connection_rate);
     let seqs = (connection..args.count).step_by(args.connections as usize);
     let mut sent = 0u64;
-    let mut current_stamp = stamp(args.format);
+    let mut stamper = Stamper::new(args.format);
     match args.transport {
         Transport::Tcp => {
             let stream = tokio::net::TcpStream::connect(args.target)
@@ -165,10 +194,7 @@ async fn send_connection(args: SendArgs, run_id: String, connection: u64) -> any
             stream.set_nodelay(true)?;
             let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, stream);
             for seq in seqs {
-                if seq % 1000 == 0 {
-                    current_stamp = stamp(args.format);
-                }
-                let body = message(args.format, &run_id, seq, args.size, &current_stamp);
+                let body = message(args.format, &run_id, seq, args.size, stamper.next());
                 match args.framing {
                     Framing::Octet => {
                         out.write_all(format!("{} ", body.len()).as_bytes()).await?;
@@ -189,16 +215,13 @@ async fn send_connection(args: SendArgs, run_id: String, connection: u64) -> any
             let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
             socket.connect(args.target).await?;
             for seq in seqs {
-                if seq % 1000 == 0 {
-                    current_stamp = stamp(args.format);
-                }
                 socket
                     .send(&message(
                         args.format,
                         &run_id,
                         seq,
                         args.size,
-                        &current_stamp,
+                        stamper.next(),
                     ))
                     .await?;
                 sent += 1;
@@ -214,11 +237,8 @@ async fn send_connection(args: SendArgs, run_id: String, connection: u64) -> any
                 .await
                 .with_context(|| format!("opening a RELP session with {}", args.target))?;
             for seq in seqs {
-                if seq % 1000 == 0 {
-                    current_stamp = stamp(args.format);
-                }
                 client
-                    .send(message(args.format, &run_id, seq, args.size, &current_stamp).into())
+                    .send(message(args.format, &run_id, seq, args.size, stamper.next()).into())
                     .await?;
                 sent += 1;
                 pacer.tick().await;
