@@ -227,3 +227,33 @@ async fn extra_info_reads_and_appends_like_a_table_through_sql() {
     let detail = store.event(two).await.unwrap().unwrap();
     assert_eq!(detail.extra, [("tty".to_owned(), "pts/0".to_owned())]);
 }
+
+fn page_size(path: &std::path::Path) -> u32 {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row("PRAGMA page_size", [], |row| row.get(0))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_database_gets_16_kib_pages_and_an_existing_one_keeps_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = dir.path().join("data/loggr.db");
+    drop(open(&dir));
+    assert_eq!(page_size(&fresh), 16_384);
+
+    // A database another tool created with SQLite's default pages still opens and works.
+    let existing = dir.path().join("old.db");
+    rusqlite::Connection::open(&existing)
+        .unwrap()
+        .execute_batch("PRAGMA page_size = 4096; CREATE TABLE unrelated (x INTEGER);")
+        .unwrap();
+    let store = SqliteStore::open(SqliteConfig::new(&existing)).unwrap();
+    let stored = store
+        .insert(&(0..5).map(event).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    assert_eq!(stored.inserted, 5);
+    drop(store);
+    assert_eq!(page_size(&existing), 4096);
+}

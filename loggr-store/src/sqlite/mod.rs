@@ -138,6 +138,12 @@ pub struct SqliteStore {
 /// Per-connection settings: a 64 MiB page cache (the indexes' hot pages stay in memory
 /// instead of being read again and spilled within a batch), reads through a memory map
 /// rather than `pread` copies, temporary tables in memory.
+/// The page size of a database this store creates (an existing one keeps its own). Each
+/// commit writes every page it changed whole into the WAL, and an insert changes the last
+/// page of each B-tree: with 16 KiB pages a batch dirties fewer pages and splits less often.
+/// `bench-embedded.sh`, 4 runs each way: 8% more events/s than SQLite's default 4 KiB.
+const NEW_DATABASE_PAGE_SIZE: u32 = 16_384;
+
 const TUNING: &str = "PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456; \
      PRAGMA temp_store = MEMORY;";
 
@@ -287,6 +293,8 @@ impl SqliteStore {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         writer.busy_timeout(busy)?;
+        // Takes effect only on a new, empty file (before WAL mode and the schema).
+        writer.execute_batch(&format!("PRAGMA page_size = {NEW_DATABASE_PAGE_SIZE}"))?;
         let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(path = %config.path.display(), %mode, "SQLite refused WAL mode");
