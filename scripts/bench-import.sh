@@ -69,7 +69,7 @@ filter_workers = 0
 type = "files"
 directories = ["$D/tree"]
 format = "auto"
-window = 8
+window = 32
 ledger = { type = "postgres", url = "$PG/$1" }
 
 [[filters]]

@@ -301,6 +301,16 @@ mod pg {
                         tracing::warn!(%error, "The file ledger's connection broke");
                     }
                 });
+                // The ledger's commits need not wait for the disk: a lock lost in a crash of
+                // the server only lets another importer read the file too, and a lost `log`
+                // row only lets the file be read again; either way the events' digests keep
+                // every line stored once. (The events themselves commit synchronously, in
+                // the sink.) Two waits for the disk per file were most of the time an import
+                // of many small files spent.
+                client
+                    .batch_execute("SET synchronous_commit = off")
+                    .await
+                    .map_err(|e| error("configuring the session", e))?;
                 *guard = Some(client);
             }
             Ok(guard)
