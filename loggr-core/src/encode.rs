@@ -116,27 +116,26 @@ fn push_utc(out: &mut Vec<u8>, at: Timestamp, fraction: Fraction, zulu: bool) ->
     put_two(&mut text, 11, of_day / 3600);
     put_two(&mut text, 14, of_day / 60 % 60);
     put_two(&mut text, 17, of_day % 60);
-    let mut end = 19;
-    let fraction_digits = match fraction {
+    // The fraction's digits and their value: as few as it needs, or always microseconds.
+    let (digits, mut value) = match fraction {
         Fraction::Minimal if nanos > 0 => {
-            let mut digits = 9;
-            let mut value = nanos;
+            let (mut digits, mut value) = (9, nanos);
             while value % 10 == 0 {
                 value /= 10;
                 digits -= 1;
             }
-            digits
+            (digits, value)
         }
-        Fraction::Minimal => 0,
-        Fraction::Micros => 6,
+        Fraction::Minimal => (0, 0),
+        Fraction::Micros => (6, nanos / 1000),
     };
-    if fraction_digits > 0 {
-        let mut value = nanos / 10u32.pow(9 - fraction_digits as u32);
-        for at in (20..20 + fraction_digits).rev() {
+    let mut end = 19;
+    if digits > 0 {
+        for at in (20..20 + digits).rev() {
             text[at] = b'0' + (value % 10) as u8;
             value /= 10;
         }
-        end = 20 + fraction_digits;
+        end = 20 + digits;
     }
     let suffix: &[u8] = if zulu { b"Z" } else { b"+00:00" };
     text[end..end + suffix.len()].copy_from_slice(suffix);

@@ -70,23 +70,19 @@ impl Fields {
     /// Sets a field; returns its previous value.
     pub fn insert(&mut self, name: Text, value: Value) -> Option<Value> {
         // Sources and parsers mostly add names in order: append without searching.
-        if self.entries.last().is_none_or(|(last, _)| **last < *name) {
-            if self.entries.capacity() == 0 {
-                self.entries.reserve_exact(4);
+        let at = if self.entries.last().is_none_or(|(last, _)| **last < *name) {
+            self.entries.len()
+        } else {
+            match self.position(&name) {
+                Ok(at) => return Some(std::mem::replace(&mut self.entries[at].1, value)),
+                Err(at) => at,
             }
-            self.entries.push((name, value));
-            return None;
+        };
+        if self.entries.capacity() == 0 {
+            self.entries.reserve_exact(4);
         }
-        match self.position(&name) {
-            Ok(at) => Some(std::mem::replace(&mut self.entries[at].1, value)),
-            Err(at) => {
-                if self.entries.capacity() == 0 {
-                    self.entries.reserve_exact(4);
-                }
-                self.entries.insert(at, (name, value));
-                None
-            }
-        }
+        self.entries.insert(at, (name, value));
+        None
     }
 
     /// Removes a field; returns its value.
