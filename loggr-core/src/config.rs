@@ -23,7 +23,9 @@
 //!
 //! Every component table has a `type` (the registered name of its plugin), an optional `name`
 //! (unique among its kind; defaults to the type), and the plugin's own fields. Sinks also take
-//! the runner's `batch` and `retry` tables ([`SinkOptions`](crate::SinkOptions)).
+//! the runner's `batch` and `retry` tables and its `writers` count
+//! ([`SinkOptions`](crate::SinkOptions); `writers = 2` runs two instances of a sink that takes
+//! concurrent writers, such as `postgres`).
 
 use std::path::Path;
 use std::time::Duration;

@@ -79,7 +79,7 @@ pub enum PipelineError {
 pub struct PipelineBuilder {
     sources: Vec<(String, Box<dyn Source>)>,
     filters: Vec<Box<dyn Filter>>,
-    sinks: Vec<(String, Box<dyn Sink>, SinkOptions)>,
+    sinks: Vec<(String, Vec<Box<dyn Sink>>, SinkOptions)>,
     packers: Vec<(String, Box<dyn Packer>, Option<PackerCondition>)>,
     options: PipelineOptions,
     metrics: Option<Arc<Metrics>>,
@@ -132,12 +132,25 @@ impl PipelineBuilder {
 
     /// Adds a boxed sink.
     pub fn boxed_sink(
-        mut self,
+        self,
         name: impl Into<String>,
         sink: Box<dyn Sink>,
         options: SinkOptions,
     ) -> Self {
-        self.sinks.push((name.into(), sink, options));
+        self.sink_writers(name, vec![sink], options)
+    }
+
+    /// Adds one sink written by several instances at once (its `writers`), each taking the
+    /// next batch when its previous write is done. Every instance must allow it
+    /// ([`Sink::concurrent_writers`]); [`build`](Self::build) checks that there are
+    /// `options.writers` of them.
+    pub fn sink_writers(
+        mut self,
+        name: impl Into<String>,
+        writers: Vec<Box<dyn Sink>>,
+        options: SinkOptions,
+    ) -> Self {
+        self.sinks.push((name.into(), writers, options));
         self
     }
 
@@ -234,14 +247,17 @@ impl PipelineBuilder {
                 )
             })?;
             let mut runner_table = toml::Table::new();
-            for key in ["batch", "retry"] {
+            for key in ["batch", "retry", "writers"] {
                 if let Some(value) = component.table.remove(key) {
                     runner_table.insert(key.to_owned(), value);
                 }
             }
             let options: SinkOptions = crate::config::deserialize_component(&at, runner_table)?;
-            let sink = plugin.build(&at, component.table, &cx(&name))?;
-            builder = builder.boxed_sink(name, sink, options);
+            let mut writers = Vec::with_capacity(options.writers);
+            for _ in 0..options.writers {
+                writers.push(plugin.build(&at, component.table.clone(), &cx(&name))?);
+            }
+            builder = builder.sink_writers(name, writers, options);
         }
         for (index, mut component) in config.packers.into_iter().enumerate() {
             let at = label("packers", index, &component);
@@ -327,10 +343,22 @@ impl PipelineBuilder {
                 )));
             }
         }
-        for (name, _, options) in &self.sinks {
+        for (name, writers, options) in &self.sinks {
             if options.batch.max_events == 0 || options.batch.max_bytes == 0 {
                 return Err(ConfigError::Invalid(format!(
                     "sink `{name}`: batch limits must be at least 1"
+                )));
+            }
+            if options.writers == 0 || writers.len() != options.writers {
+                return Err(ConfigError::Invalid(format!(
+                    "sink `{name}`: `writers` is {} but {} instances were given (at least 1)",
+                    options.writers,
+                    writers.len()
+                )));
+            }
+            if writers.len() > 1 && !writers.iter().all(|sink| sink.concurrent_writers()) {
+                return Err(ConfigError::Invalid(format!(
+                    "sink `{name}`: this sink does not take concurrent writers; set `writers = 1`"
                 )));
             }
         }
@@ -349,7 +377,7 @@ impl PipelineBuilder {
 pub struct Pipeline {
     sources: Vec<(String, Box<dyn Source>)>,
     filters: Vec<Box<dyn Filter>>,
-    sinks: Vec<(String, Box<dyn Sink>, SinkOptions)>,
+    sinks: Vec<(String, Vec<Box<dyn Sink>>, SinkOptions)>,
     packers: Vec<(String, Box<dyn Packer>, Option<PackerCondition>)>,
     options: PipelineOptions,
     metrics: Arc<Metrics>,
@@ -408,20 +436,26 @@ impl Pipeline {
 
         // Sinks, each behind its own bounded queue.
         let mut sink_inputs = Vec::with_capacity(sinks.len());
-        for (name, sink, sink_options) in sinks {
+        for (name, writers, sink_options) in sinks {
             let (sender, receiver) = mpsc::channel::<Batch>(capacity);
             sink_inputs.push(sender);
-            let runner = SinkRunner {
-                metrics: metrics.component(ComponentKind::Sink, &name),
-                name: Arc::from(name.as_str()),
-                sink,
-                options: sink_options,
-                abort: abort.clone(),
-            };
-            tasks.spawn(async move {
-                runner.run(receiver).await;
-                TaskEnd::Done
-            });
+            let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
+            let component = metrics.component(ComponentKind::Sink, &name);
+            let name: Arc<str> = Arc::from(name.as_str());
+            for sink in writers {
+                let runner = SinkRunner {
+                    metrics: component.clone(),
+                    name: name.clone(),
+                    sink,
+                    options: sink_options.clone(),
+                    abort: abort.clone(),
+                };
+                let receiver = receiver.clone();
+                tasks.spawn(async move {
+                    runner.run(receiver).await;
+                    TaskEnd::Done
+                });
+            }
         }
 
         // Fan-out, when there is more than one sink.

@@ -113,6 +113,14 @@ pub trait Sink: Send + 'static {
     /// the pipeline is aborted, and then treats the batch as not written.
     async fn write(&mut self, events: &[Event]) -> Result<(), SinkError>;
 
+    /// Whether several instances of this sink may write at once, each with its own batches
+    /// (a sink's `writers` setting): true when the target takes concurrent writers safely,
+    /// such as a database over separate connections. False by default: two writers of one
+    /// file or one SQLite database would only contend, or interleave.
+    fn concurrent_writers(&self) -> bool {
+        false
+    }
+
     /// Flushes and releases resources at shutdown.
     ///
     /// # Errors
@@ -179,14 +187,31 @@ impl Default for RetryConfig {
     }
 }
 
-/// Per-sink runner settings: the `batch` and `retry` tables of a sink's configuration.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+/// Per-sink runner settings: the `batch` and `retry` tables and the `writers` count of a
+/// sink's configuration.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SinkOptions {
     /// Batching.
     pub batch: BatchConfig,
     /// Retries.
     pub retry: RetryConfig,
+    /// Instances of the sink writing at once (default 1), each taking the next batch from
+    /// the sink's queue when its previous write is done, so one's commit overlaps the
+    /// others' work. Only sinks that take concurrent writers
+    /// ([`Sink::concurrent_writers`]) accept more than 1; batches may then be stored out of
+    /// order.
+    pub writers: usize,
+}
+
+impl Default for SinkOptions {
+    fn default() -> Self {
+        SinkOptions {
+            batch: BatchConfig::default(),
+            retry: RetryConfig::default(),
+            writers: 1,
+        }
+    }
 }
 
 /// Drives one sink: gathers batches from its queue, writes them, resolves the tokens.
@@ -200,18 +225,28 @@ pub(crate) struct SinkRunner {
 }
 
 impl SinkRunner {
-    pub(crate) async fn run(mut self, mut input: mpsc::Receiver<Batch>) {
+    /// Writes what `input` brings until it closes. Several runners of one sink (its
+    /// `writers`) share `input`: one gathers a batch while holding it, and lets go before
+    /// writing, so that another gathers the next batch during the write. A runner waits for
+    /// `input` only when it holds no events: the rest of a batch too big for one write is
+    /// written without it (topped up only if `input` is free), so that no event waits behind
+    /// a runner that waits for more.
+    pub(crate) async fn run(mut self, input: Arc<tokio::sync::Mutex<mpsc::Receiver<Batch>>>) {
         // The rest of the last batch received: events move from it straight into the write.
         let mut leftover: std::vec::IntoIter<crate::Envelope> = Vec::new().into_iter();
         let max_events = self.options.batch.max_events.max(1);
         let max_bytes = self.options.batch.max_bytes.max(1);
         loop {
-            if leftover.len() == 0 {
+            let mut input = if leftover.len() == 0 {
+                let mut input = input.lock().await;
                 match input.recv().await {
                     Some(batch) => leftover = batch.into_iter(),
                     None => break,
                 }
-            }
+                Some(input)
+            } else {
+                input.try_lock().ok()
+            };
             let capacity = leftover.len().min(max_events);
             let mut events = Vec::with_capacity(capacity);
             let mut tokens = Vec::with_capacity(capacity);
@@ -226,6 +261,9 @@ impl SinkRunner {
                         break 'fill;
                     }
                 }
+                let Some(input) = input.as_mut() else {
+                    break 'fill;
+                };
                 match input.try_recv() {
                     Ok(batch) => leftover = batch.into_iter(),
                     Err(mpsc::error::TryRecvError::Disconnected) => break 'fill,
@@ -243,6 +281,7 @@ impl SinkRunner {
                     }
                 }
             }
+            drop(input);
             ComponentMetrics::add(&self.metrics.received, events.len() as u64);
             self.deliver(events, tokens).await;
         }

@@ -167,6 +167,24 @@ fn build_errors_name_the_component() {
 }
 
 #[test]
+fn writers_build_one_instance_each_and_need_a_sink_that_takes_them() {
+    let config = |writers: &str| {
+        format!(
+            "[[sources]]\ntype = \"test_count\"\ncount = 1\n[[sinks]]\ntype = \"test_collect\"\nwriters = {writers}\n"
+        )
+    };
+    // `test_collect` (a CollectingSink) does not take concurrent writers.
+    let error = build(&config("2")).unwrap_err().to_string();
+    assert_eq!(
+        error,
+        "invalid pipeline: sink `test_collect`: this sink does not take concurrent writers; set `writers = 1`"
+    );
+    let error = build(&config("0")).unwrap_err().to_string();
+    assert!(error.contains("`writers` is 0"), "{error}");
+    assert!(build(&config("1")).is_ok());
+}
+
+#[test]
 fn missing_variables_and_toml_syntax_errors_give_the_line() {
     let error = build("[[sources]]\ntype = \"test_count\"\ncount = ${NO_SUCH_LOGGR_VAR}\n")
         .unwrap_err()

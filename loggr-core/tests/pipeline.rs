@@ -574,6 +574,176 @@ async fn shutdown_stops_the_sources_and_drains_what_is_in_flight() {
     );
 }
 
+/// A sink whose writes wait, up to a few seconds, until `needed` writes are in progress at
+/// once: it counts the writes that found company, and keeps every event written.
+#[derive(Clone)]
+struct RendezvousSink {
+    in_write: Arc<AtomicUsize>,
+    needed: usize,
+    met: Arc<AtomicUsize>,
+    written: Arc<Mutex<Vec<String>>>,
+    concurrent: bool,
+}
+
+#[async_trait]
+impl Sink for RendezvousSink {
+    async fn write(&mut self, events: &[Event]) -> Result<(), SinkError> {
+        self.in_write.fetch_add(1, Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while self.in_write.load(Ordering::SeqCst) < self.needed
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        if self.in_write.load(Ordering::SeqCst) >= self.needed {
+            self.met.fetch_add(1, Ordering::SeqCst);
+        }
+        self.written
+            .lock()
+            .unwrap()
+            .extend(events.iter().map(|e| e.message_str().to_owned()));
+        // Stay in the write until the others have seen this one.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        self.in_write.fetch_sub(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn concurrent_writers(&self) -> bool {
+        self.concurrent
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_with_two_writers_writes_two_batches_at_once_and_each_event_once() {
+    // Batches of 30 into writes of at most 50: a writer is often left with the rest of a
+    // batch, which it must write even while the other one waits for more (the source waits
+    // for every outcome before it ends).
+    let (source, outcomes) = MemorySource::new(numbered_events("line", 400), 30);
+    let sink = RendezvousSink {
+        in_write: Arc::default(),
+        needed: 2,
+        met: Arc::default(),
+        written: Arc::default(),
+        concurrent: true,
+    };
+    let options = SinkOptions {
+        batch: loggr_core::BatchConfig {
+            max_events: 50,
+            ..loggr_core::BatchConfig::default()
+        },
+        writers: 2,
+        ..SinkOptions::default()
+    };
+    let writers: Vec<Box<dyn Sink>> = vec![Box::new(sink.clone()), Box::new(sink.clone())];
+    let pipeline = Pipeline::builder()
+        .options(PipelineOptions {
+            channel_capacity: 64,
+            ..PipelineOptions::default()
+        })
+        .source("memory", source)
+        .sink_writers("db", writers, options)
+        .build()
+        .unwrap();
+    let metrics = pipeline.metrics().clone();
+    pipeline.run(CancellationToken::new()).await.unwrap();
+    assert!(outcomes.all_delivered(), "{:?}", outcomes.get());
+    let mut written = sink.written.lock().unwrap().clone();
+    written.sort();
+    let mut expected: Vec<String> = numbered_events("line", 400)
+        .iter()
+        .map(|e| e.message_str().to_owned())
+        .collect();
+    expected.sort();
+    assert_eq!(written, expected, "every event written exactly once");
+    // One writer alone never finds company: every write would wait out its deadline.
+    assert!(
+        sink.met.load(Ordering::SeqCst) >= 2,
+        "no two writes overlapped ({} did)",
+        sink.met.load(Ordering::SeqCst)
+    );
+    let counters = metrics.component(loggr_core::metrics::ComponentKind::Sink, "db");
+    assert_eq!(
+        loggr_core::metrics::ComponentMetrics::get(&counters.delivered),
+        400,
+        "both writers count under the sink's name"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rest_of_a_batch_is_written_while_another_writer_waits_for_more() {
+    // One batch of 60 into writes of at most 50: the first writer takes 50 and keeps 10
+    // while it writes; meanwhile the second waits for more, which never comes (the source
+    // waits for its outcome). The 10 must be written anyway.
+    let (source, outcomes) = MemorySource::new(numbered_events("line", 60), 60);
+    let sink = RendezvousSink {
+        in_write: Arc::default(),
+        needed: 1,
+        met: Arc::default(),
+        written: Arc::default(),
+        concurrent: true,
+    };
+    let options = SinkOptions {
+        batch: loggr_core::BatchConfig {
+            max_events: 50,
+            ..loggr_core::BatchConfig::default()
+        },
+        writers: 2,
+        ..SinkOptions::default()
+    };
+    let writers: Vec<Box<dyn Sink>> = vec![Box::new(sink.clone()), Box::new(sink.clone())];
+    let run = Pipeline::builder()
+        .source("memory", source)
+        .sink_writers("db", writers, options)
+        .build()
+        .unwrap()
+        .run(CancellationToken::new());
+    tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .expect("the pipeline finished (no event stuck behind a waiting writer)")
+        .unwrap();
+    assert!(outcomes.all_delivered(), "{:?}", outcomes.get());
+    assert_eq!(sink.written.lock().unwrap().len(), 60);
+}
+
+#[test]
+fn several_writers_need_a_sink_that_takes_them() {
+    let sink = RendezvousSink {
+        in_write: Arc::default(),
+        needed: 1,
+        met: Arc::default(),
+        written: Arc::default(),
+        concurrent: false,
+    };
+    let two = SinkOptions {
+        writers: 2,
+        ..SinkOptions::default()
+    };
+    let (source, _) = MemorySource::new(vec![], 1);
+    let error = Pipeline::builder()
+        .source("m", source)
+        .sink_writers(
+            "file",
+            vec![Box::new(sink.clone()), Box::new(sink.clone())],
+            two.clone(),
+        )
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "invalid pipeline: sink `file`: this sink does not take concurrent writers; set `writers = 1`"
+    );
+    let (source, _) = MemorySource::new(vec![], 1);
+    let error = Pipeline::builder()
+        .source("m", source)
+        .sink_writers("file", vec![Box::new(sink)], two)
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "invalid pipeline: sink `file`: `writers` is 2 but 1 instances were given (at least 1)"
+    );
+}
+
 #[test]
 fn building_rejects_incomplete_or_ambiguous_pipelines() {
     let error = Pipeline::builder()
