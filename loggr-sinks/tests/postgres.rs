@@ -851,3 +851,61 @@ async fn the_sink_built_from_toml_through_the_registry_stores_a_pipeline_s_event
     let error = plugin.build("db", bad, &cx).err().unwrap().to_string();
     assert!(error.contains("statment_timeout"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_writers_store_each_event_once_with_its_own_tags_and_extra_info() {
+    let (db, client) = TestDb::migrated().await;
+    let make = |i: usize| {
+        let mut event = Event::new(format!("writer test {i}"));
+        event.add_tag(format!("n{i}"));
+        event.add_tag("shared");
+        event.set_field("number", Value::String(i.to_string().into()));
+        event
+    };
+    // Events 0..1500 twice (the second copy in other batches, so that a writer's direct COPY
+    // meets a digest another writer stored), then 1500..3000 once.
+    let events: Vec<Event> = (0..1500)
+        .chain(0..1500)
+        .chain(1500..3000)
+        .map(make)
+        .collect();
+    let (source, outcomes) = MemorySource::new(events, 40);
+    let config = PostgresSinkConfig::new(&db.url);
+    let writers: Vec<Box<dyn Sink>> = (0..3)
+        .map(|_| Box::new(PostgresSink::new(config.clone()).unwrap()) as Box<dyn Sink>)
+        .collect();
+    let options = SinkOptions {
+        batch: loggr_core::BatchConfig {
+            max_events: 100,
+            ..loggr_core::BatchConfig::default()
+        },
+        writers: 3,
+        ..SinkOptions::default()
+    };
+    Pipeline::builder()
+        .source("memory", source)
+        .sink_writers("db", writers, options)
+        .build()
+        .unwrap()
+        .run(CancellationToken::new())
+        .await
+        .unwrap();
+    assert!(outcomes.all_delivered(), "{:?}", outcomes.get());
+    assert_eq!(count(&client, "SELECT count(*) FROM event").await, 3000);
+    assert_eq!(
+        count(&client, "SELECT count(DISTINCT id) FROM event").await,
+        3000
+    );
+    // Each event's own tag and value point at it (the ids drawn before the COPY are the rows').
+    let own_tag = "SELECT count(*) FROM tag t JOIN event e ON e.id = t.event \
+                   WHERE t.name = 'n' || split_part(e.message, ' ', 3)";
+    assert_eq!(count(&client, own_tag).await, 3000);
+    assert_eq!(count(&client, "SELECT count(*) FROM tag").await, 6000);
+    let own_value = "SELECT count(*) FROM extra_info x JOIN event e ON e.id = x.event \
+                     WHERE x.name = 'number' AND x.val = split_part(e.message, ' ', 3)";
+    assert_eq!(count(&client, own_value).await, 3000);
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM extra_info").await,
+        3000
+    );
+}

@@ -7,8 +7,8 @@ use tokio_postgres::Client;
 use super::copy::CopyBuf;
 use super::PgError;
 pub use crate::row::NUL_REPLACEMENT;
-pub(crate) use crate::row::{extra_rows, store_text as pg_text, tag_names};
-use crate::row::{is_detailed, structured_data_json, userid, USERID};
+pub(crate) use crate::row::{extra_rows, is_detailed, store_text as pg_text, tag_names};
+use crate::row::{structured_data_json, userid, USERID};
 
 /// The columns of `event` the sink writes, in the order [`write_event`] writes them (`id` and
 /// `logdate` are the database's).
@@ -61,6 +61,22 @@ pub(crate) const COPY_EVENT: &str = concat!(
 );
 
 /// `COPY` of tags, for events inserted by the same transaction.
+/// The direct path's `COPY` when some events have tags or extra_info: their ids are drawn
+/// beforehand ([`RESERVE_IDS`]), so that their details can be copied without looking the
+/// events up again.
+pub(crate) const COPY_EVENT_WITH_ID: &str = concat!(
+    "COPY event (id, ",
+    event_columns!(),
+    ") FROM STDIN (FORMAT binary)"
+);
+
+/// The oid of `event.id`'s sequence, looked up once per session.
+pub(crate) const ID_SEQUENCE: &str = "SELECT pg_get_serial_sequence('event', 'id')::regclass::oid";
+
+/// `$2` ids drawn from the sequence `$1` (an oid), in increasing order.
+pub(crate) const RESERVE_IDS: &str =
+    "SELECT nextval($1::regclass) FROM generate_series(1, $2::integer)";
+
 pub(crate) const COPY_TAG: &str = "COPY tag (event, name) FROM STDIN (FORMAT binary)";
 
 /// `COPY` of extra_info rows, for events inserted by the same transaction.
@@ -86,9 +102,6 @@ pub(crate) const INSERT_DETAILED: &str = concat!(
     event_columns!(),
     " FROM pg_temp.loggr_stage WHERE detailed ON CONFLICT (digest) DO NOTHING RETURNING id, digest"
 );
-
-/// The `id` of events by digest (after the direct `COPY`, for the events with details).
-pub(crate) const SELECT_IDS: &str = "SELECT id, digest FROM event WHERE digest = ANY($1)";
 
 /// Records one refused event (a digest already in quarantine is left alone).
 pub(crate) const INSERT_QUARANTINE: &str = "INSERT INTO quarantine (digest, sqlstate, error, \

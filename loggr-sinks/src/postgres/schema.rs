@@ -41,6 +41,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "event_severity_index",
         sql: include_str!("migrations/0003_event_severity_index.sql"),
     },
+    Migration {
+        version: 4,
+        name: "event_id_by_default",
+        sql: include_str!("migrations/0004_event_id_by_default.sql"),
+    },
 ];
 
 /// The schema version this code writes to: the number of the newest migration.

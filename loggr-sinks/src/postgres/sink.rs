@@ -11,9 +11,9 @@ use tokio_postgres::{Client, NoTls, Statement, Transaction};
 use super::copy::CopyWriter;
 use super::error::{describe, is_data_error};
 use super::row::{
-    extra_rows, pg_text, tag_names, write_event, COPY_EVENT, COPY_EXTRA, COPY_STAGE, COPY_TAG,
-    CREATE_STAGE, EVENT_FIELDS, INSERT_DETAILED, INSERT_PLAIN, INSERT_QUARANTINE, SELECT_IDS,
-    STAGE_FIELDS,
+    extra_rows, is_detailed, pg_text, tag_names, write_event, COPY_EVENT, COPY_EVENT_WITH_ID,
+    COPY_EXTRA, COPY_STAGE, COPY_TAG, CREATE_STAGE, EVENT_FIELDS, ID_SEQUENCE, INSERT_DETAILED,
+    INSERT_PLAIN, INSERT_QUARANTINE, RESERVE_IDS, STAGE_FIELDS,
 };
 use super::schema::{check_schema, migrate};
 use super::{PgError, PostgresSinkConfig};
@@ -92,11 +92,14 @@ struct Session {
 struct Statements {
     copy_stage: Statement,
     copy_event: Statement,
+    copy_event_with_id: Statement,
     copy_tag: Statement,
     copy_extra: Statement,
     insert_plain: Statement,
     insert_detailed: Statement,
-    select_ids: Statement,
+    reserve_ids: Statement,
+    /// The oid of `event.id`'s sequence.
+    id_sequence: u32,
     quarantine: Statement,
 }
 
@@ -175,13 +178,15 @@ impl PostgresSink {
         let statements = Statements {
             copy_stage: client.prepare(COPY_STAGE).await?,
             copy_event: client.prepare(COPY_EVENT).await?,
+            copy_event_with_id: client.prepare(COPY_EVENT_WITH_ID).await?,
             copy_tag: client.prepare(COPY_TAG).await?,
             copy_extra: client.prepare(COPY_EXTRA).await?,
             insert_plain: client.prepare(INSERT_PLAIN).await?,
             insert_detailed: client.prepare(INSERT_DETAILED).await?,
-            select_ids: client
-                .prepare_typed(SELECT_IDS, &[Type::BYTEA_ARRAY])
+            reserve_ids: client
+                .prepare_typed(RESERVE_IDS, &[Type::OID, Type::INT4])
                 .await?,
+            id_sequence: client.query_one(ID_SEQUENCE, &[]).await?.try_get(0)?,
             quarantine: client
                 .prepare_typed(
                     INSERT_QUARANTINE,
@@ -307,7 +312,9 @@ impl Session {
     ) -> Result<(), StoreError> {
         if direct_copy && self.direct {
             match self.copy_direct(rows).await {
-                Ok(inserted) => {
+                // Not enough ids drawn (never seen; the transaction was rolled back): staged.
+                Ok(None) => {}
+                Ok(Some(inserted)) => {
                     stats.inserted = inserted;
                     stats.transactions = 1;
                     stats.direct = true;
@@ -372,37 +379,60 @@ impl Session {
     }
 
     /// The direct path, one transaction: `COPY` the events straight into `event`, then the
-    /// tags and extra_info of those that have some; fails (PostgreSQL's unique violation) when
-    /// one of them is stored already, or being stored by another session that then commits.
+    /// tags and extra_info of those that have some (their ids drawn from `event.id`'s sequence
+    /// beforehand, so that the events need not be looked up again); fails (PostgreSQL's unique
+    /// violation) when one of them is stored already, or being stored by another session that
+    /// then commits.
     async fn copy_direct(
         &mut self,
         rows: &[(ContentId, &Event)],
-    ) -> Result<u64, tokio_postgres::Error> {
+    ) -> Result<Option<u64>, tokio_postgres::Error> {
         let transaction = self.connection.client.transaction().await?;
-        let copy = transaction.copy_in(&self.statements.copy_event).await?;
-        let mut writer = CopyWriter::new(copy);
-        let mut detailed = Vec::new();
-        for (id, event) in rows {
-            if write_event(writer.row(EVENT_FIELDS).await?, id, event, false) {
-                detailed.push((id, *event));
+        let any_detailed = rows.iter().any(|(_, event)| is_detailed(event));
+        let inserted = if any_detailed {
+            let count = i32::try_from(rows.len()).unwrap_or(i32::MAX);
+            let ids = transaction
+                .query(
+                    &self.statements.reserve_ids,
+                    &[&self.statements.id_sequence, &count],
+                )
+                .await?;
+            if ids.len() != rows.len() {
+                tracing::warn!(
+                    drawn = ids.len(),
+                    events = rows.len(),
+                    "PostgreSQL gave fewer event ids than asked; staging the batch"
+                );
+                return Ok(None);
             }
-        }
-        let inserted = writer.finish().await?;
-        if !detailed.is_empty() {
-            let digests: Vec<&[u8]> = detailed.iter().map(|(id, _)| &id.0[..]).collect();
-            let by_digest: HashMap<&[u8], &Event> = detailed
-                .iter()
-                .map(|(id, event)| (&id.0[..], *event))
-                .collect();
-            let found = transaction
-                .query(&self.statements.select_ids, &[&digests])
+            let copy = transaction
+                .copy_in(&self.statements.copy_event_with_id)
                 .await?;
+            let mut writer = CopyWriter::new(copy);
+            let mut detailed = Vec::new();
+            for ((id, event), reserved) in rows.iter().zip(&ids) {
+                let event_id: i64 = reserved.try_get(0)?;
+                let row = writer.row(EVENT_FIELDS + 1).await?;
+                row.i64(event_id);
+                if write_event(row, id, event, false) {
+                    detailed.push((event_id, *event));
+                }
+            }
+            let inserted = writer.finish().await?;
             self.statements
-                .copy_details(&transaction, &found, &by_digest)
+                .copy_details(&transaction, &detailed)
                 .await?;
-        }
+            inserted
+        } else {
+            let copy = transaction.copy_in(&self.statements.copy_event).await?;
+            let mut writer = CopyWriter::new(copy);
+            for (id, event) in rows {
+                write_event(writer.row(EVENT_FIELDS).await?, id, event, false);
+            }
+            writer.finish().await?
+        };
         transaction.commit().await?;
-        Ok(inserted)
+        Ok(Some(inserted))
     }
 
     /// The staging path, one transaction: `COPY` into the staging table, move the new events
@@ -428,9 +458,15 @@ impl Session {
                 .query(&self.statements.insert_detailed, &[])
                 .await?;
             inserted += new.len() as u64;
-            self.statements
-                .copy_details(&transaction, &new, &by_digest)
-                .await?;
+            let mut events = Vec::with_capacity(new.len());
+            for row in &new {
+                let id: i64 = row.try_get(0)?;
+                let digest: &[u8] = row.try_get(1)?;
+                if let Some(event) = by_digest.get(digest) {
+                    events.push((id, *event));
+                }
+            }
+            self.statements.copy_details(&transaction, &events).await?;
         }
         if by_digest.len() < rows.len() {
             inserted += transaction
@@ -468,25 +504,16 @@ impl Session {
 }
 
 impl Statements {
-    /// Copies in the tags and extra_info of new events, given as rows of (`id`, `digest`).
+    /// Copies in the tags and extra_info of new events, given with their `id`.
     async fn copy_details(
         &self,
         transaction: &Transaction<'_>,
-        new: &[tokio_postgres::Row],
-        by_digest: &HashMap<&[u8], &Event>,
+        events: &[(i64, &Event)],
     ) -> Result<(), tokio_postgres::Error> {
-        let mut events = Vec::with_capacity(new.len());
-        for row in new {
-            let id: i64 = row.try_get(0)?;
-            let digest: &[u8] = row.try_get(1)?;
-            if let Some(event) = by_digest.get(digest) {
-                events.push((id, *event));
-            }
-        }
         if events.iter().any(|(_, event)| !event.tags.is_empty()) {
             let copy = transaction.copy_in(&self.copy_tag).await?;
             let mut writer = CopyWriter::new(copy);
-            for (id, event) in &events {
+            for (id, event) in events {
                 for name in tag_names(event) {
                     let row = writer.row(2).await?;
                     row.i64(*id);
@@ -526,5 +553,12 @@ impl Sink for PostgresSink {
     async fn close(&mut self) -> Result<(), SinkError> {
         self.session = None;
         Ok(())
+    }
+
+    /// Each writer has its own connection and transactions; batches of different writers
+    /// touch different digests, and a digest two of them store at once is stored once (the
+    /// second one's direct `COPY` is refused and it goes through the staging table).
+    fn concurrent_writers(&self) -> bool {
+        true
     }
 }
