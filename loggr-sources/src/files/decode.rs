@@ -271,6 +271,55 @@ pub fn digest_file(path: &Path) -> io::Result<Examined> {
     })
 }
 
+/// Reads the whole file once, as [`digest_file`], and also gives its decompressed content
+/// when that is at most `keep_up_to` bytes, so that a small file is decompressed and hashed
+/// once instead of twice (the content then parsed is exactly the content hashed). A bigger
+/// file gives `None` after using at most `keep_up_to` bytes of memory.
+///
+/// # Errors
+///
+/// As [`decode_file`].
+pub fn examine_file(path: &Path, keep_up_to: usize) -> io::Result<(Examined, Option<Vec<u8>>)> {
+    let expected = std::fs::metadata(path).map_or(0, |meta| meta.len());
+    let mut keeping = Keeping {
+        kept: Some(Vec::with_capacity(
+            usize::try_from(expected).unwrap_or(0).min(keep_up_to),
+        )),
+        limit: keep_up_to,
+    };
+    let mut hashing = HashingWriter::new(&mut keeping);
+    let compression = decode_file(path, &mut hashing)?;
+    let (digest, content_len, _) = hashing.finish();
+    let examined = Examined {
+        digest,
+        content_len,
+        compression,
+    };
+    Ok((examined, keeping.kept))
+}
+
+/// Keeps what is written until it exceeds `limit` bytes, then drops it and keeps nothing.
+struct Keeping {
+    kept: Option<Vec<u8>>,
+    limit: usize,
+}
+
+impl Write for Keeping {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(kept) = &mut self.kept {
+            if kept.len() + buf.len() > self.limit {
+                self.kept = None;
+            } else {
+                kept.extend_from_slice(buf);
+            }
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Splits what is written into lines and calls `on_line(line, truncated)` for each, without
 /// its `\n` (nor a `\r` before it). Empty lines are skipped. A line longer than `max_line`
 /// bytes is cut to its first `max_line` bytes (`truncated` is then true) and the rest of it
@@ -466,6 +515,29 @@ mod tests {
             assert_eq!(len, text.len() as u64);
             assert_eq!(digest.0[..], expected[..], "{compression}");
         }
+    }
+
+    #[test]
+    fn examining_keeps_the_decompressed_content_of_a_small_file_only() {
+        let text: Vec<u8> = (0..3000)
+            .flat_map(|i| format!("Jun 14 15:16:00 host app: line {i}\n").into_bytes())
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("small.gz");
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gzip.write_all(&text).unwrap();
+        std::fs::write(&path, gzip.finish().unwrap()).unwrap();
+        let streamed = digest_file(&path).unwrap();
+
+        let (examined, kept) = examine_file(&path, text.len()).unwrap();
+        assert_eq!(examined, streamed);
+        assert_eq!(examined.compression, Compression::Gzip);
+        assert_eq!(kept.as_deref(), Some(&text[..]), "the decompressed content");
+
+        // One byte over the limit: nothing kept, the same identity.
+        let (examined, kept) = examine_file(&path, text.len() - 1).unwrap();
+        assert_eq!(examined, streamed);
+        assert_eq!(kept, None);
     }
 
     #[test]

@@ -237,7 +237,8 @@ mod pg {
     use std::time::Duration;
 
     use tokio::sync::Mutex;
-    use tokio_postgres::{Client, NoTls};
+    use tokio_postgres::types::Type;
+    use tokio_postgres::{Client, NoTls, Statement};
 
     use super::{Claim, ContentDigest, FileLedger, LedgerError};
 
@@ -255,7 +256,26 @@ mod pg {
         url: String,
         stale_after: Duration,
         owner: String,
-        client: Mutex<Option<Client>>,
+        client: Mutex<Option<Session>>,
+    }
+
+    /// The connection and its prepared statements (each prepared once, so that a file costs
+    /// two round trips to claim and one to record, without parsing or planning).
+    struct Session {
+        client: Client,
+        /// `$1` name, `$2` digest, `$3` owner, `$4` staleness in seconds, `$5` readall:
+        /// (whether `log` holds the digest, whether the lock was taken). With `$5` false, the
+        /// lock is not attempted when `log` holds the digest.
+        claim: Statement,
+        /// `$1` digest: whether `log` holds it.
+        imported: Statement,
+        /// `$1` digest, `$2` owner.
+        heartbeat: Statement,
+        /// `$1` name, `$2` digest, `$3` owner: records the file and drops the lock, in one
+        /// statement (atomic).
+        complete: Statement,
+        /// `$1` digest, `$2` owner.
+        unlock: Statement,
     }
 
     impl std::fmt::Debug for PgLedger {
@@ -269,6 +289,28 @@ mod pg {
 
     /// Drops this importer's lock on a content (another importer's, taken over, stays).
     const UNLOCK: &str = "DELETE FROM current_processing WHERE digest = $1 AND owner = $2";
+
+    const IMPORTED: &str = "SELECT EXISTS (SELECT 1 FROM log WHERE digest = $1)";
+
+    /// The lock is an `INSERT … ON CONFLICT (digest) DO UPDATE … WHERE` the holder's lock is
+    /// stale: it returns a row exactly when this importer now holds the lock.
+    const CLAIM: &str =
+        "WITH imported AS (SELECT EXISTS (SELECT 1 FROM log WHERE digest = $2) AS yes), \
+         locked AS ( \
+             INSERT INTO current_processing (name, digest, owner) \
+             SELECT $1, $2, $3 WHERE $5 OR NOT (SELECT yes FROM imported) \
+             ON CONFLICT (digest) DO UPDATE \
+             SET name = excluded.name, owner = excluded.owner, starttime = now() \
+             WHERE current_processing.starttime < now() - make_interval(secs => $4) \
+             RETURNING id) \
+         SELECT (SELECT yes FROM imported), EXISTS (SELECT 1 FROM locked)";
+
+    const HEARTBEAT: &str = "UPDATE current_processing SET starttime = now() \
+         WHERE digest = $1 AND owner = $2";
+
+    const COMPLETE: &str = "WITH logged AS ( \
+             INSERT INTO log (name, digest) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING) \
+         DELETE FROM current_processing WHERE digest = $2 AND owner = $3";
 
     fn error(what: &str, source: tokio_postgres::Error) -> LedgerError {
         LedgerError::new(format!("{what}: {source}"), Some(Box::new(source)))
@@ -290,9 +332,14 @@ mod pg {
             &self.owner
         }
 
-        async fn client(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Client>>, LedgerError> {
+        async fn session(
+            &self,
+        ) -> Result<tokio::sync::MutexGuard<'_, Option<Session>>, LedgerError> {
             let mut guard = self.client.lock().await;
-            if guard.as_ref().is_none_or(Client::is_closed) {
+            if guard
+                .as_ref()
+                .is_none_or(|session| session.client.is_closed())
+            {
                 let (client, connection) = tokio_postgres::connect(&self.url, NoTls)
                     .await
                     .map_err(|e| error("connecting", e))?;
@@ -311,7 +358,35 @@ mod pg {
                     .batch_execute("SET synchronous_commit = off")
                     .await
                     .map_err(|e| error("configuring the session", e))?;
-                *guard = Some(client);
+                let prepare = |sql: &'static str, types: &'static [Type]| {
+                    let client = &client;
+                    async move {
+                        client
+                            .prepare_typed(sql, types)
+                            .await
+                            .map_err(|e| error("preparing the ledger's statements", e))
+                    }
+                };
+                let digest_owner = &[Type::BYTEA, Type::TEXT];
+                let session = Session {
+                    claim: prepare(
+                        CLAIM,
+                        &[
+                            Type::TEXT,
+                            Type::BYTEA,
+                            Type::TEXT,
+                            Type::FLOAT8,
+                            Type::BOOL,
+                        ],
+                    )
+                    .await?,
+                    imported: prepare(IMPORTED, &[Type::BYTEA]).await?,
+                    heartbeat: prepare(HEARTBEAT, digest_owner).await?,
+                    complete: prepare(COMPLETE, &[Type::TEXT, Type::BYTEA, Type::TEXT]).await?,
+                    unlock: prepare(UNLOCK, digest_owner).await?,
+                    client,
+                };
+                *guard = Some(session);
             }
             Ok(guard)
         }
@@ -325,44 +400,41 @@ mod pg {
             digest: &ContentDigest,
             readall: bool,
         ) -> Result<Claim, LedgerError> {
-            let guard = self.client().await?;
-            let client = guard
+            let guard = self.session().await?;
+            let session = guard
                 .as_ref()
                 .ok_or_else(|| LedgerError::new("no connection", None))?;
+            let client = &session.client;
             let digest = &digest.0[..];
-            let imported = "SELECT EXISTS (SELECT 1 FROM log WHERE digest = $1)";
-            if !readall {
-                let row = client
-                    .query_one(imported, &[&digest])
-                    .await
-                    .map_err(|e| error("reading log", e))?;
-                if row.get::<_, bool>(0) {
-                    return Ok(Claim::AlreadyImported);
-                }
-            }
-            let locked = client
-                .query_opt(
-                    "INSERT INTO current_processing (name, digest, owner) VALUES ($1, $2, $3) \
-                     ON CONFLICT (digest) DO UPDATE \
-                     SET name = excluded.name, owner = excluded.owner, starttime = now() \
-                     WHERE current_processing.starttime < now() - make_interval(secs => $4) \
-                     RETURNING id",
-                    &[&name, &digest, &self.owner, &self.stale_after.as_secs_f64()],
+            let row = client
+                .query_one(
+                    &session.claim,
+                    &[
+                        &name,
+                        &digest,
+                        &self.owner,
+                        &self.stale_after.as_secs_f64(),
+                        &readall,
+                    ],
                 )
                 .await
                 .map_err(|e| error("locking", e))?;
-            if locked.is_none() {
+            let (imported, locked): (bool, bool) = (row.get(0), row.get(1));
+            if imported && !readall {
+                return Ok(Claim::AlreadyImported);
+            }
+            if !locked {
                 return Ok(Claim::Busy);
             }
             if !readall {
                 // Another importer may have completed it between the check and the lock.
                 let row = client
-                    .query_one(imported, &[&digest])
+                    .query_one(&session.imported, &[&digest])
                     .await
                     .map_err(|e| error("reading log", e))?;
                 if row.get::<_, bool>(0) {
                     client
-                        .execute(UNLOCK, &[&digest, &self.owner])
+                        .execute(&session.unlock, &[&digest, &self.owner])
                         .await
                         .map_err(|e| error("unlocking", e))?;
                     return Ok(Claim::AlreadyImported);
@@ -372,56 +444,39 @@ mod pg {
         }
 
         async fn heartbeat(&self, digest: &ContentDigest) -> Result<(), LedgerError> {
-            let guard = self.client().await?;
-            let client = guard
+            let guard = self.session().await?;
+            let session = guard
                 .as_ref()
                 .ok_or_else(|| LedgerError::new("no connection", None))?;
-            client
-                .execute(
-                    "UPDATE current_processing SET starttime = now() \
-                     WHERE digest = $1 AND owner = $2",
-                    &[&&digest.0[..], &self.owner],
-                )
+            session
+                .client
+                .execute(&session.heartbeat, &[&&digest.0[..], &self.owner])
                 .await
                 .map_err(|e| error("refreshing a lock", e))?;
             Ok(())
         }
 
         async fn complete(&self, name: &str, digest: &ContentDigest) -> Result<(), LedgerError> {
-            let mut guard = self.client().await?;
-            let client = guard
-                .as_mut()
+            let guard = self.session().await?;
+            let session = guard
+                .as_ref()
                 .ok_or_else(|| LedgerError::new("no connection", None))?;
-            let digest = &digest.0[..];
-            let transaction = client
-                .transaction()
+            session
+                .client
+                .execute(&session.complete, &[&name, &&digest.0[..], &self.owner])
                 .await
                 .map_err(|e| error("recording a file", e))?;
-            transaction
-                .execute(
-                    "INSERT INTO log (name, digest) VALUES ($1, $2) \
-                     ON CONFLICT (digest) DO NOTHING",
-                    &[&name, &digest],
-                )
-                .await
-                .map_err(|e| error("recording a file", e))?;
-            transaction
-                .execute(UNLOCK, &[&digest, &self.owner])
-                .await
-                .map_err(|e| error("unlocking", e))?;
-            transaction
-                .commit()
-                .await
-                .map_err(|e| error("recording a file", e))
+            Ok(())
         }
 
         async fn release(&self, digest: &ContentDigest) -> Result<(), LedgerError> {
-            let guard = self.client().await?;
-            let client = guard
+            let guard = self.session().await?;
+            let session = guard
                 .as_ref()
                 .ok_or_else(|| LedgerError::new("no connection", None))?;
-            client
-                .execute(UNLOCK, &[&&digest.0[..], &self.owner])
+            session
+                .client
+                .execute(&session.unlock, &[&&digest.0[..], &self.owner])
                 .await
                 .map_err(|e| error("unlocking", e))?;
             Ok(())

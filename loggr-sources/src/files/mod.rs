@@ -305,6 +305,11 @@ impl FilesSource {
     }
 }
 
+/// The largest decompressed content kept in memory between examining a file and reading its
+/// lines: a file up to this size is decompressed and hashed once; a bigger one is streamed
+/// twice (once to identify it, once to read it), in constant memory.
+const KEEP_CONTENT_UP_TO: usize = 8 << 20;
+
 /// A file read whose events' outcome is awaited.
 struct Pending {
     name: String,
@@ -430,7 +435,8 @@ impl FilesSource {
         let progress = &self.progress;
         let name = candidate.path.to_string_lossy().into_owned();
         let path = candidate.path.clone();
-        let examined = match tokio::task::spawn_blocking(move || decode::digest_file(&path)).await {
+        let examine = move || decode::examine_file(&path, KEEP_CONTENT_UP_TO);
+        let (examined, content) = match tokio::task::spawn_blocking(examine).await {
             Ok(Ok(examined)) => examined,
             Ok(Err(error)) => {
                 tracing::error!(source = cx.name(), file = %name, %error, "Cannot read the file");
@@ -495,7 +501,10 @@ impl FilesSource {
         };
         let path = candidate.path.clone();
         let read = tokio::task::spawn_blocking(move || {
-            let outcome = reader.read(&path, &digest, &group);
+            let outcome = match content {
+                Some(content) => reader.read_content(&content, &group),
+                None => reader.read(&path, &digest, &group),
+            };
             (outcome, group)
         })
         .await;
@@ -691,6 +700,33 @@ impl BatchBuilder<'_> {
 }
 
 impl FileReader {
+    /// Emits the lines of `content`, the file's decompressed content kept when it was
+    /// examined (the very bytes its digest was computed from).
+    fn read_content(&self, content: &[u8], group: &AckGroup) -> Result<(), ReadError> {
+        let mut builder = BatchBuilder {
+            reader: self,
+            group,
+            buffer: BytesMut::with_capacity(content.len().min(256 * 1024)),
+            lines: Vec::with_capacity(self.batch_size),
+            interrupted: false,
+        };
+        let result = (|| {
+            let mut splitter = LineSplitter::new(self.max_line_bytes, |line: &[u8], truncated| {
+                builder.push(line, truncated)
+            });
+            io::Write::write_all(&mut splitter, content)?;
+            splitter.finish()
+        })()
+        .and_then(|()| builder.flush());
+        match result {
+            Ok(()) => Ok(()),
+            Err(_) if builder.interrupted => Err(ReadError::Interrupted),
+            Err(error) => Err(ReadError::Io(error)),
+        }
+    }
+
+    /// Reads the file again, streaming, and emits its lines; fails if its content is no
+    /// longer the one `expected` names.
     fn read(
         &self,
         path: &std::path::Path,
