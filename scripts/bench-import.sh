@@ -80,6 +80,7 @@ keep_uninteresting = $2
 type = "postgres"
 url = "$PG/$1"
 migrate = true
+writers = 2
 batch = { max_events = 10000, max_bytes = 16777216, linger = "20ms" }
 TOML
   start=$(now)
