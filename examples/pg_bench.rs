@@ -34,7 +34,9 @@
 //!   `event (id)`, as the schema had before;
 //! - `sink-search`: the sink with the message search index (`create_search_index`).
 //!
-//! `--kinds copy-bare,sink` runs only those.
+//! `--kinds copy-bare,sink` runs only those; `--writers 2` has the `sink…` measurements
+//! written by two sink instances at once (the sink's `writers = 2`), each on its own
+//! connection.
 //!
 //! It prints the load average before and after, then one line per measurement: rows/s,
 //! seconds, the ratio to `copy-bare`, and for the sink runs the ratio to `copy-event` (a plain
@@ -83,6 +85,10 @@ struct Args {
     /// The measurements to run, comma-separated (default: all).
     #[arg(long)]
     kinds: Option<String>,
+    /// Sink instances writing at once in the `sink…` measurements (the sink's `writers`),
+    /// each with its own connection, taking every N-th batch.
+    #[arg(long, default_value_t = 1)]
+    writers: usize,
 }
 
 fn load_corpus(count: usize) -> anyhow::Result<Vec<Event>> {
@@ -405,14 +411,26 @@ const FOREIGN_KEYS: &str =
     ALTER TABLE extra_info ADD FOREIGN KEY (event) REFERENCES event (id) ON DELETE CASCADE";
 
 /// Runs one measurement in a fresh database; returns the seconds it took.
-async fn measure(server: &str, kind: Kind, events: &[Event], batch: usize) -> anyhow::Result<f64> {
+async fn measure(
+    server: &str,
+    kind: Kind,
+    events: &[Event],
+    batch: usize,
+    writers: usize,
+) -> anyhow::Result<f64> {
     let scratch = Scratch::new(server, kind.label().replace('-', "_").as_str()).await?;
-    let result = measure_in(&scratch.url, kind, events, batch).await;
+    let result = measure_in(&scratch.url, kind, events, batch, writers).await;
     scratch.drop().await?;
     result
 }
 
-async fn measure_in(url: &str, kind: Kind, events: &[Event], batch: usize) -> anyhow::Result<f64> {
+async fn measure_in(
+    url: &str,
+    kind: Kind,
+    events: &[Event],
+    batch: usize,
+    writers: usize,
+) -> anyhow::Result<f64> {
     let client = connect(url).await?;
     match kind {
         Kind::CopyBare => client.batch_execute(BARE_TABLE).await?,
@@ -453,17 +471,29 @@ async fn measure_in(url: &str, kind: Kind, events: &[Event], batch: usize) -> an
                 direct_copy: !matches!(kind, Kind::SinkStaged | Kind::SinkTaggedStaged),
                 ..PostgresSinkConfig::new(url)
             };
-            let mut sink = PostgresSink::new(config)?;
-            sink.connect().await?;
+            let mut sinks = Vec::with_capacity(writers);
+            for _ in 0..writers.max(1) {
+                let mut sink = PostgresSink::new(config.clone())?;
+                sink.connect().await?;
+                sinks.push(sink);
+            }
             if kind == Kind::SinkRedeliver {
                 for chunk in events.chunks(batch) {
-                    sink.write_batch(chunk).await?;
+                    sinks[0].write_batch(chunk).await?;
                 }
             }
+            let count = sinks.len();
             let started = Instant::now();
-            for chunk in events.chunks(batch) {
-                sink.write_batch(chunk).await?;
-            }
+            // Writer `w` writes batches w, w + count, w + 2 × count…
+            futures::future::try_join_all(sinks.iter_mut().enumerate().map(
+                |(w, sink)| async move {
+                    for chunk in events.chunks(batch).skip(w).step_by(count) {
+                        sink.write_batch(chunk).await?;
+                    }
+                    Ok::<_, loggr::core::SinkError>(())
+                },
+            ))
+            .await?;
             started.elapsed().as_secs_f64()
         }
     };
@@ -552,9 +582,10 @@ async fn main() -> anyhow::Result<()> {
     let with_fields = events.iter().filter(|e| !e.fields.is_empty()).count();
     println!(
         "{} events ({tagged} with tags, {with_fields} with fields; all of them in sink-tagged*), \
-         batches of {}, best of {} round(s)",
+         batches of {}, {} sink writer(s), best of {} round(s)",
         events.len(),
         args.batch,
+        args.writers.max(1),
         args.rounds
     );
     println!("load average before: {}", load_average());
@@ -566,7 +597,7 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 &events
             };
-            let seconds = measure(&server, *kind, input, args.batch.max(1)).await?;
+            let seconds = measure(&server, *kind, input, args.batch.max(1), args.writers).await?;
             *slot = slot.min(seconds);
         }
     }

@@ -5,10 +5,13 @@
 # one-column table of another fresh database.
 #
 #   bash scripts/bench-import.sh [COPIES]        (default 100: 400 files, 800,000 lines)
+#   ROUNDS=5 bash scripts/bench-import.sh        (default 3 rounds)
 #
-# Prints lines/s for both, and the importer's share of COPY's speed. The importer runs twice:
-# storing every line (BuzzSaw's stack with keep_uninteresting), and with the bundled stack as
-# is (only lines a filter is interested in are stored).
+# Prints lines/s for both, and the importer's share of COPY's speed. The importer runs with
+# the bundled stack as is (only lines a filter is interested in are stored) in each of ROUNDS
+# rounds, each right after a COPY of its own (the machine's speed drifts: a round compares
+# neighbours), and the median of the rounds' shares is reported; then once storing every line
+# (BuzzSaw's stack with keep_uninteresting), against the last round's COPY.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COPIES=${1:-100}
@@ -47,16 +50,18 @@ echo "   $LINES lines"
 now() { date +%s.%N; }
 rate() { awk -v n="$1" -v s="$2" -v e="$3" 'BEGIN { printf "%.0f", n / (e - s) }'; }
 
-echo "== plain COPY of the same lines"
-fresh_db loggr_bench_copy
-psql -X -q "$PG/loggr_bench_copy" -c "CREATE TABLE lines (line text)"
 for f in "$D"/tree/*; do if [[ $f == *.gz ]]; then zcat "$f"; else cat "$f"; fi; done \
   | grep . | sed -e 's/\\/\\\\/g' -e 's/\r/\\r/g' -e 's/\t/\\t/g' > "$D/all.txt"
-start=$(now)
-psql -X -q "$PG/loggr_bench_copy" -c "\\copy lines FROM '$D/all.txt'"
-end=$(now)
-COPY_RATE=$(rate "$LINES" "$start" "$end")
-echo "   COPY: $COPY_RATE lines/s"
+plain_copy() {
+  echo "== plain COPY of the same lines"
+  fresh_db loggr_bench_copy
+  psql -X -q "$PG/loggr_bench_copy" -c "CREATE TABLE lines (line text)"
+  start=$(now)
+  psql -X -q "$PG/loggr_bench_copy" -c "\\copy lines FROM '$D/all.txt'"
+  end=$(now)
+  COPY_RATE=$(rate "$LINES" "$start" "$end")
+  echo "   COPY: $COPY_RATE lines/s"
+}
 
 run_importer() { # NAME KEEP
   fresh_db "$1"
@@ -90,10 +95,18 @@ TOML
   local rows
   rows=$(psql -X -A -t "$PG/$1" -c "SELECT count(*) FROM event")
   cat "$D/$1.out"
-  echo "   rows stored: $rows; $(rate "$LINES" "$start" "$end") lines/s = $(awk -v a="$(rate "$LINES" "$start" "$end")" -v b="$COPY_RATE" 'BEGIN { printf "%.1f", 100 * a / b }')% of COPY"
+  SHARE=$(awk -v a="$(rate "$LINES" "$start" "$end")" -v b="$COPY_RATE" 'BEGIN { printf "%.1f", 100 * a / b }')
+  echo "   rows stored: $rows; $(rate "$LINES" "$start" "$end") lines/s = $SHARE% of COPY"
 }
 
+SHARES=()
+for round in $(seq 1 "${ROUNDS:-3}"); do
+  echo "== round $round"
+  plain_copy
+  echo "== importer, the bundled BuzzSaw stack (interesting lines stored)"
+  run_importer loggr_bench_import_buzzsaw false
+  SHARES+=("$SHARE")
+done
 echo "== importer, every line stored"
 run_importer loggr_bench_import_all true
-echo "== importer, the bundled BuzzSaw stack (interesting lines stored)"
-run_importer loggr_bench_import_buzzsaw false
+echo "== the bundled stack's share of COPY, per round: ${SHARES[*]} (%); median $(printf '%s\n' "${SHARES[@]}" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')%"

@@ -246,6 +246,8 @@ pub struct FilesSource {
     window: usize,
     path_field: Option<Text>,
     progress: Arc<ImportProgress>,
+    /// [`KEEP_CONTENT_UP_TO`] (tests lower it to take the streaming path).
+    keep_content_up_to: usize,
 }
 
 impl std::fmt::Debug for FilesSource {
@@ -289,6 +291,7 @@ impl FilesSource {
             window: config.window.max(1),
             path_field: config.path_field.map(Text::from),
             progress: Arc::default(),
+            keep_content_up_to: KEEP_CONTENT_UP_TO,
         })
     }
 
@@ -435,7 +438,8 @@ impl FilesSource {
         let progress = &self.progress;
         let name = candidate.path.to_string_lossy().into_owned();
         let path = candidate.path.clone();
-        let examine = move || decode::examine_file(&path, KEEP_CONTENT_UP_TO);
+        let keep_up_to = self.keep_content_up_to;
+        let examine = move || decode::examine_file(&path, keep_up_to);
         let (examined, content) = match tokio::task::spawn_blocking(examine).await {
             Ok(Ok(examined)) => examined,
             Ok(Err(error)) => {
@@ -502,7 +506,7 @@ impl FilesSource {
         let path = candidate.path.clone();
         let read = tokio::task::spawn_blocking(move || {
             let outcome = match content {
-                Some(content) => reader.read_content(&content, &group),
+                Some(content) => reader.read_content(&Bytes::from(content), &group),
                 None => reader.read(&path, &digest, &group),
             };
             (outcome, group)
@@ -630,6 +634,18 @@ impl<S: futures::Stream + Unpin> NowOrNever for S {
     }
 }
 
+/// `line` as a slice of `content` when it lies within it (no copy), else a copy (a line the
+/// splitter had to piece together).
+fn slice_of(content: &Bytes, line: &[u8]) -> Bytes {
+    let start = content.as_ptr() as usize;
+    let at = line.as_ptr() as usize;
+    if at >= start && at + line.len() <= start + content.len() {
+        content.slice_ref(line)
+    } else {
+        Bytes::copy_from_slice(line)
+    }
+}
+
 /// Reads one claimed file in a blocking thread and emits its events.
 struct FileReader {
     frames: Arc<FrameParser>,
@@ -667,62 +683,83 @@ impl BatchBuilder<'_> {
         if self.lines.is_empty() {
             return Ok(());
         }
-        let reader = self.reader;
-        if reader.shutdown.is_cancelled() {
-            self.interrupted = true;
-            return Err(io::Error::other("interrupted"));
-        }
         let chunk: Bytes = self.buffer.split().freeze();
-        let mut batch = Vec::with_capacity(self.lines.len());
-        for (start, end, truncated) in self.lines.drain(..) {
-            let Some(mut event) =
-                reader
-                    .frames
-                    .parse(chunk.slice(start..end), &reader.parse_cx, None)
-            else {
-                continue;
-            };
-            if truncated {
-                event.add_tag("_truncated");
-            }
-            if let Some((field, path)) = &reader.path_field {
-                event.set_field(field.clone(), path.clone());
-            }
-            batch.push(Envelope::new(event, self.group.token()));
-        }
-        ImportProgress::add(&reader.progress.lines, batch.len() as u64);
-        if reader.handle.block_on(reader.emitter.send(batch)).is_err() {
-            self.interrupted = true;
-            return Err(io::Error::other("the pipeline closed"));
-        }
-        Ok(())
+        let lines = self
+            .lines
+            .drain(..)
+            .map(|(start, end, truncated)| (chunk.slice(start..end), truncated));
+        let sent = self.reader.send(lines, self.group);
+        self.interrupted |= sent.is_err();
+        sent
     }
 }
 
 impl FileReader {
     /// Emits the lines of `content`, the file's decompressed content kept when it was
     /// examined (the very bytes its digest was computed from).
-    fn read_content(&self, content: &[u8], group: &AckGroup) -> Result<(), ReadError> {
-        let mut builder = BatchBuilder {
-            reader: self,
-            group,
-            buffer: BytesMut::with_capacity(content.len().min(256 * 1024)),
-            lines: Vec::with_capacity(self.batch_size),
-            interrupted: false,
-        };
+    /// Each line's event holds a slice of `content` (no copy).
+    fn read_content(&self, content: &Bytes, group: &AckGroup) -> Result<(), ReadError> {
+        let mut lines: Vec<(Bytes, bool)> = Vec::with_capacity(self.batch_size);
+        let mut interrupted = false;
         let result = (|| {
             let mut splitter = LineSplitter::new(self.max_line_bytes, |line: &[u8], truncated| {
-                builder.push(line, truncated)
+                lines.push((slice_of(content, line), truncated));
+                if lines.len() >= self.batch_size {
+                    let sent = self.send(lines.drain(..), group);
+                    interrupted |= sent.is_err();
+                    sent?;
+                }
+                Ok(())
             });
             io::Write::write_all(&mut splitter, content)?;
             splitter.finish()
-        })()
-        .and_then(|()| builder.flush());
+        })();
+        let result = result.and_then(|()| {
+            if lines.is_empty() {
+                return Ok(());
+            }
+            let sent = self.send(lines.drain(..), group);
+            interrupted |= sent.is_err();
+            sent
+        });
         match result {
             Ok(()) => Ok(()),
-            Err(_) if builder.interrupted => Err(ReadError::Interrupted),
+            Err(_) if interrupted => Err(ReadError::Interrupted),
             Err(error) => Err(ReadError::Io(error)),
         }
+    }
+
+    /// Parses `lines` (each with whether it was cut) and sends their events as one batch.
+    ///
+    /// # Errors
+    ///
+    /// On shutdown, or when the pipeline closed: the reading is interrupted.
+    fn send(
+        &self,
+        lines: impl ExactSizeIterator<Item = (Bytes, bool)>,
+        group: &AckGroup,
+    ) -> io::Result<()> {
+        if self.shutdown.is_cancelled() {
+            return Err(io::Error::other("interrupted"));
+        }
+        let mut batch = Vec::with_capacity(lines.len());
+        for (line, truncated) in lines {
+            let Some(mut event) = self.frames.parse(line, &self.parse_cx, None) else {
+                continue;
+            };
+            if truncated {
+                event.add_tag("_truncated");
+            }
+            if let Some((field, path)) = &self.path_field {
+                event.set_field(field.clone(), path.clone());
+            }
+            batch.push(Envelope::new(event, group.token()));
+        }
+        ImportProgress::add(&self.progress.lines, batch.len() as u64);
+        if self.handle.block_on(self.emitter.send(batch)).is_err() {
+            return Err(io::Error::other("the pipeline closed"));
+        }
+        Ok(())
     }
 
     /// Reads the file again, streaming, and emits its lines; fails if its content is no
@@ -778,3 +815,61 @@ loggr_core::register_source!("files", FilesConfig);
 
 #[inline(never)]
 pub(crate) fn link() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loggr_core::test_util::CollectingSink;
+    use loggr_core::{CancellationToken, Pipeline};
+
+    /// The messages and `_truncated` tags of importing `dir` with files kept in memory up
+    /// to `keep_up_to` bytes.
+    async fn import(dir: &std::path::Path, keep_up_to: usize) -> Vec<(String, bool)> {
+        let mut config = FilesConfig::new(vec![dir.to_owned()]);
+        config.format = InputFormat::Raw;
+        config.max_line_bytes = 16;
+        config.batch_size = 3;
+        config.order_by = OrderBy::NameAsc;
+        let mut source = FilesSource::new(config).unwrap();
+        source.keep_content_up_to = keep_up_to;
+        let progress = source.progress();
+        let sink = CollectingSink::new();
+        Pipeline::builder()
+            .source("files", source)
+            .sink("collect", sink.clone())
+            .build()
+            .unwrap()
+            .run(CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(progress.snapshot().files_accepted, 2);
+        sink.events()
+            .iter()
+            .map(|event| (event.message_str().to_owned(), event.has_tag("_truncated")))
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_file_read_from_memory_gives_the_same_events_as_one_streamed() {
+        let dir = tempfile::tempdir().unwrap();
+        // CRLF, an empty line, a line over max_line_bytes (16), and no final newline.
+        let text = "first\r\n\nsecond line\nthis line is far too long to keep\nlast";
+        std::fs::write(dir.path().join("a.log"), text).unwrap();
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        io::Write::write_all(&mut gzip, b"zipped 1\nzipped 2\n").unwrap();
+        std::fs::write(dir.path().join("b.log.gz"), gzip.finish().unwrap()).unwrap();
+        let expected: Vec<(String, bool)> = [
+            ("first", false),
+            ("second line", false),
+            ("this line is far", true),
+            ("last", false),
+            ("zipped 1", false),
+            ("zipped 2", false),
+        ]
+        .iter()
+        .map(|(text, cut)| ((*text).to_owned(), *cut))
+        .collect();
+        assert_eq!(import(dir.path(), KEEP_CONTENT_UP_TO).await, expected);
+        assert_eq!(import(dir.path(), 0).await, expected, "streamed");
+    }
+}
