@@ -55,6 +55,9 @@ pub enum PipelineError {
     Task(String),
 }
 
+/// A named sink: its writers (one instance each) and its runner settings.
+type SinkEntry = (String, Vec<Box<dyn Sink>>, SinkOptions);
+
 /// Assembles a pipeline in code.
 ///
 /// ```
@@ -79,7 +82,7 @@ pub enum PipelineError {
 pub struct PipelineBuilder {
     sources: Vec<(String, Box<dyn Source>)>,
     filters: Vec<Box<dyn Filter>>,
-    sinks: Vec<(String, Vec<Box<dyn Sink>>, SinkOptions)>,
+    sinks: Vec<SinkEntry>,
     packers: Vec<(String, Box<dyn Packer>, Option<PackerCondition>)>,
     options: PipelineOptions,
     metrics: Option<Arc<Metrics>>,
@@ -377,7 +380,7 @@ impl PipelineBuilder {
 pub struct Pipeline {
     sources: Vec<(String, Box<dyn Source>)>,
     filters: Vec<Box<dyn Filter>>,
-    sinks: Vec<(String, Vec<Box<dyn Sink>>, SinkOptions)>,
+    sinks: Vec<SinkEntry>,
     packers: Vec<(String, Box<dyn Packer>, Option<PackerCondition>)>,
     options: PipelineOptions,
     metrics: Arc<Metrics>,

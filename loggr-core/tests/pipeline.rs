@@ -600,7 +600,7 @@ impl Sink for RendezvousSink {
         }
         self.written
             .lock()
-            .unwrap()
+            .expect("sink lock")
             .extend(events.iter().map(|e| e.message_str().to_owned()));
         // Stay in the write until the others have seen this one.
         tokio::time::sleep(Duration::from_millis(20)).await;
