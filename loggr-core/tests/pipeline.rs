@@ -613,28 +613,43 @@ impl Sink for RendezvousSink {
     }
 }
 
+impl RendezvousSink {
+    fn new(needed: usize, concurrent: bool) -> Self {
+        RendezvousSink {
+            in_write: Arc::default(),
+            needed,
+            met: Arc::default(),
+            written: Arc::default(),
+            concurrent,
+        }
+    }
+
+    /// Two instances sharing the counters, and runner settings for them: writes of at most
+    /// `max_events`.
+    fn two_writers(&self, max_events: usize) -> (Vec<Box<dyn Sink>>, SinkOptions) {
+        let options = SinkOptions {
+            batch: loggr_core::BatchConfig {
+                max_events,
+                ..loggr_core::BatchConfig::default()
+            },
+            writers: 2,
+            ..SinkOptions::default()
+        };
+        (
+            vec![Box::new(self.clone()), Box::new(self.clone())],
+            options,
+        )
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sink_with_two_writers_writes_two_batches_at_once_and_each_event_once() {
     // Batches of 30 into writes of at most 50: a writer is often left with the rest of a
     // batch, which it must write even while the other one waits for more (the source waits
     // for every outcome before it ends).
     let (source, outcomes) = MemorySource::new(numbered_events("line", 400), 30);
-    let sink = RendezvousSink {
-        in_write: Arc::default(),
-        needed: 2,
-        met: Arc::default(),
-        written: Arc::default(),
-        concurrent: true,
-    };
-    let options = SinkOptions {
-        batch: loggr_core::BatchConfig {
-            max_events: 50,
-            ..loggr_core::BatchConfig::default()
-        },
-        writers: 2,
-        ..SinkOptions::default()
-    };
-    let writers: Vec<Box<dyn Sink>> = vec![Box::new(sink.clone()), Box::new(sink.clone())];
+    let sink = RendezvousSink::new(2, true);
+    let (writers, options) = sink.two_writers(50);
     let pipeline = Pipeline::builder()
         .options(PipelineOptions {
             channel_capacity: 64,
@@ -675,22 +690,8 @@ async fn the_rest_of_a_batch_is_written_while_another_writer_waits_for_more() {
     // while it writes; meanwhile the second waits for more, which never comes (the source
     // waits for its outcome). The 10 must be written anyway.
     let (source, outcomes) = MemorySource::new(numbered_events("line", 60), 60);
-    let sink = RendezvousSink {
-        in_write: Arc::default(),
-        needed: 1,
-        met: Arc::default(),
-        written: Arc::default(),
-        concurrent: true,
-    };
-    let options = SinkOptions {
-        batch: loggr_core::BatchConfig {
-            max_events: 50,
-            ..loggr_core::BatchConfig::default()
-        },
-        writers: 2,
-        ..SinkOptions::default()
-    };
-    let writers: Vec<Box<dyn Sink>> = vec![Box::new(sink.clone()), Box::new(sink.clone())];
+    let sink = RendezvousSink::new(1, true);
+    let (writers, options) = sink.two_writers(50);
     let run = Pipeline::builder()
         .source("memory", source)
         .sink_writers("db", writers, options)
@@ -707,25 +708,12 @@ async fn the_rest_of_a_batch_is_written_while_another_writer_waits_for_more() {
 
 #[test]
 fn several_writers_need_a_sink_that_takes_them() {
-    let sink = RendezvousSink {
-        in_write: Arc::default(),
-        needed: 1,
-        met: Arc::default(),
-        written: Arc::default(),
-        concurrent: false,
-    };
-    let two = SinkOptions {
-        writers: 2,
-        ..SinkOptions::default()
-    };
+    let sink = RendezvousSink::new(1, false);
+    let (writers, two) = sink.two_writers(10_000);
     let (source, _) = MemorySource::new(vec![], 1);
     let error = Pipeline::builder()
         .source("m", source)
-        .sink_writers(
-            "file",
-            vec![Box::new(sink.clone()), Box::new(sink.clone())],
-            two.clone(),
-        )
+        .sink_writers("file", writers, two.clone())
         .build()
         .unwrap_err();
     assert_eq!(
