@@ -256,9 +256,20 @@ impl PipelineBuilder {
                 }
             }
             let options: SinkOptions = crate::config::deserialize_component(&at, runner_table)?;
+            // One instance first: a sink that takes no concurrent writers is refused by
+            // `build` before a second instance opens its target again.
             let mut writers = Vec::with_capacity(options.writers);
-            for _ in 0..options.writers {
+            for _ in 0..options.writers.min(1) {
                 writers.push(plugin.build(&at, component.table.clone(), &cx(&name))?);
+            }
+            if writers.iter().all(|sink| sink.concurrent_writers()) {
+                for _ in 1..options.writers {
+                    writers.push(plugin.build(&at, component.table.clone(), &cx(&name))?);
+                }
+            } else if options.writers > 1 {
+                return Err(ConfigError::Invalid(format!(
+                    "sink `{name}`: this sink does not take concurrent writers; set `writers = 1`"
+                )));
             }
             builder = builder.sink_writers(name, writers, options);
         }

@@ -909,3 +909,51 @@ async fn three_writers_store_each_event_once_with_its_own_tags_and_extra_info() 
         3000
     );
 }
+
+#[tokio::test]
+async fn a_role_that_may_not_draw_ids_stores_tagged_events_through_the_staging_table() {
+    use loggr_sinks::postgres::tokio_postgres::config::Host;
+    const ROLE: &str = "loggr_t_insert_only";
+    let (db, client) = TestDb::migrated().await;
+    // INSERT and SELECT on loggr's tables, nothing on the sequence of `event.id`.
+    client
+        .batch_execute(&format!(
+            "DO $$ BEGIN CREATE ROLE {ROLE} LOGIN; \
+             EXCEPTION WHEN duplicate_object THEN NULL; END $$; \
+             GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO {ROLE};"
+        ))
+        .await
+        .unwrap();
+    let config: loggr_sinks::postgres::tokio_postgres::Config = db.url.parse().unwrap();
+    let host = match &config.get_hosts()[0] {
+        Host::Tcp(host) => host.clone(),
+        Host::Unix(path) => path.display().to_string(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let url = format!("host={host} port={port} user={ROLE} dbname={}", db.name);
+    let mut sink = PostgresSink::new(PostgresSinkConfig {
+        migrate: false,
+        ..PostgresSinkConfig::new(url)
+    })
+    .unwrap();
+    let events: Vec<Event> = (0..50)
+        .map(|i| {
+            let mut event = Event::new(format!("insert only {i}"));
+            event.add_tag("limited");
+            event
+        })
+        .collect();
+    let stats = sink.write_batch(&events).await.unwrap();
+    assert_eq!(stats.inserted, 50);
+    assert!(!stats.direct, "the direct path needs the sequence");
+    assert_eq!(count(&client, "SELECT count(*) FROM event").await, 50);
+    let tagged =
+        "SELECT count(*) FROM tag t JOIN event e ON e.id = t.event WHERE t.name = 'limited'";
+    assert_eq!(count(&client, tagged).await, 50);
+    client
+        .batch_execute(&format!(
+            "REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {ROLE}"
+        ))
+        .await
+        .unwrap();
+}

@@ -368,9 +368,12 @@ async fn a_corrupt_upload_is_set_aside() {
     let path = dir.path().join("broken.log.gz");
     std::fs::write(&path, truncated).unwrap();
     let aside = dir.path().join(".broken.log.gz.corrupt");
-    eventually("the corrupt file to be set aside", || aside.exists()).await;
+    // Set aside by a hard link, then the original's removal: wait for both.
+    eventually("the corrupt file to be set aside", || {
+        aside.exists() && !path.exists()
+    })
+    .await;
     running.stop().await;
-    assert!(!path.exists());
     assert_eq!(std::fs::read(&aside).unwrap(), truncated, "kept as it was");
     let got = messages(&sink.events());
     assert!(
@@ -506,8 +509,11 @@ async fn a_rejected_file_is_set_aside_not_retried() {
     let write = next_write(&mut controller).await;
     write.fail(SinkError::permanent("refused for good"));
     let aside = dir.path().join(".poison.log.rejected");
-    eventually("the rejected file to be set aside", || aside.exists()).await;
-    assert!(!path.exists());
+    // Set aside by a hard link, then the original's removal: wait for both.
+    eventually("the rejected file to be set aside", || {
+        aside.exists() && !path.exists()
+    })
+    .await;
     assert_eq!(std::fs::read_to_string(&aside).unwrap(), "poison\n");
     // Twice `retry_after` later, nothing was read again.
     let again = tokio::time::timeout(Duration::from_secs(1), controller.next_write()).await;

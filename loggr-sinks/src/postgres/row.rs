@@ -10,8 +10,9 @@ pub use crate::row::NUL_REPLACEMENT;
 pub(crate) use crate::row::{extra_rows, is_detailed, store_text as pg_text, tag_names};
 use crate::row::{structured_data_json, userid, USERID};
 
-/// The columns of `event` the sink writes, in the order [`write_event`] writes them (`id` and
-/// `logdate` are the database's).
+/// The columns of `event` the sink writes, in the order [`write_event`] writes them
+/// (`logdate` is the database's; `id` too, but in [`COPY_EVENT_WITH_ID`], which puts the ids
+/// drawn beforehand first).
 macro_rules! event_columns {
     () => {
         "digest, logtime, received_at, reported, facility, severity, hostname, program, pid, \
@@ -60,7 +61,6 @@ pub(crate) const COPY_EVENT: &str = concat!(
     ") FROM STDIN (FORMAT binary)"
 );
 
-/// `COPY` of tags, for events inserted by the same transaction.
 /// The direct path's `COPY` when some events have tags or extra_info: their ids are drawn
 /// beforehand ([`RESERVE_IDS`]), so that their details can be copied without looking the
 /// events up again.
@@ -70,13 +70,18 @@ pub(crate) const COPY_EVENT_WITH_ID: &str = concat!(
     ") FROM STDIN (FORMAT binary)"
 );
 
-/// The oid of `event.id`'s sequence, looked up once per session.
-pub(crate) const ID_SEQUENCE: &str = "SELECT pg_get_serial_sequence('event', 'id')::regclass::oid";
+/// The oid of `event.id`'s sequence, and whether this session may draw from it (a role with
+/// only `INSERT` on the tables may not: its batches with details are then staged), looked up
+/// once per session.
+pub(crate) const ID_SEQUENCE: &str =
+    "SELECT pg_get_serial_sequence('event', 'id')::regclass::oid, \
+     has_sequence_privilege(pg_get_serial_sequence('event', 'id'), 'USAGE, UPDATE')";
 
 /// `$2` ids drawn from the sequence `$1` (an oid), in increasing order.
 pub(crate) const RESERVE_IDS: &str =
     "SELECT nextval($1::regclass) FROM generate_series(1, $2::integer)";
 
+/// `COPY` of tags, for events inserted by the same transaction.
 pub(crate) const COPY_TAG: &str = "COPY tag (event, name) FROM STDIN (FORMAT binary)";
 
 /// `COPY` of extra_info rows, for events inserted by the same transaction.

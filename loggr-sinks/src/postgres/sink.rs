@@ -100,6 +100,8 @@ struct Statements {
     reserve_ids: Statement,
     /// The oid of `event.id`'s sequence.
     id_sequence: u32,
+    /// Whether the session may draw ids from it.
+    can_reserve_ids: bool,
     quarantine: Statement,
 }
 
@@ -175,6 +177,7 @@ impl PostgresSink {
             check_schema(client).await?;
         }
         client.batch_execute(CREATE_STAGE).await?;
+        let sequence = client.query_one(ID_SEQUENCE, &[]).await?;
         let statements = Statements {
             copy_stage: client.prepare(COPY_STAGE).await?,
             copy_event: client.prepare(COPY_EVENT).await?,
@@ -186,7 +189,8 @@ impl PostgresSink {
             reserve_ids: client
                 .prepare_typed(RESERVE_IDS, &[Type::OID, Type::INT4])
                 .await?,
-            id_sequence: client.query_one(ID_SEQUENCE, &[]).await?.try_get(0)?,
+            id_sequence: sequence.try_get(0)?,
+            can_reserve_ids: sequence.try_get(1)?,
             quarantine: client
                 .prepare_typed(
                     INSERT_QUARANTINE,
@@ -312,7 +316,8 @@ impl Session {
     ) -> Result<(), StoreError> {
         if direct_copy && self.direct {
             match self.copy_direct(rows).await {
-                // Not enough ids drawn (never seen; the transaction was rolled back): staged.
+                // No ids to draw (the role may not use the sequence), or not enough drawn
+                // (never seen; the transaction was rolled back): staged.
                 Ok(None) => {}
                 Ok(Some(inserted)) => {
                     stats.inserted = inserted;
@@ -387,8 +392,11 @@ impl Session {
         &mut self,
         rows: &[(ContentId, &Event)],
     ) -> Result<Option<u64>, tokio_postgres::Error> {
-        let transaction = self.connection.client.transaction().await?;
         let any_detailed = rows.iter().any(|(_, event)| is_detailed(event));
+        if any_detailed && !self.statements.can_reserve_ids {
+            return Ok(None);
+        }
+        let transaction = self.connection.client.transaction().await?;
         let inserted = if any_detailed {
             let count = i32::try_from(rows.len()).unwrap_or(i32::MAX);
             let ids = transaction

@@ -3,7 +3,8 @@
 //! allows), the SHA-256 identity of the decompressed content, and splitting into lines.
 //!
 //! Everything here is blocking I/O, meant for a blocking thread
-//! ([`tokio::task::spawn_blocking`]); memory stays constant whatever the file's size.
+//! ([`tokio::task::spawn_blocking`]); memory stays bounded whatever the file's size (a
+//! streamed file uses fixed buffers; [`examine_file`] keeps a content only up to its limit).
 //!
 //! ```
 //! use loggr_sources::files::decode::{decode_file, LineSplitter};
@@ -307,9 +308,16 @@ struct Keeping {
 impl Write for Keeping {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if let Some(kept) = &mut self.kept {
-            if kept.len() + buf.len() > self.limit {
+            let needed = kept.len() + buf.len();
+            if needed > self.limit {
                 self.kept = None;
             } else {
+                if needed > kept.capacity() {
+                    // Doubling, but never past the limit: the buffer (which the events of
+                    // the file then share) stays within `limit` bytes.
+                    let target = needed.max(kept.capacity() * 2).min(self.limit);
+                    kept.reserve_exact(target - kept.len());
+                }
                 kept.extend_from_slice(buf);
             }
         }

@@ -290,6 +290,7 @@ mod pg {
     /// Drops this importer's lock on a content (another importer's, taken over, stays).
     const UNLOCK: &str = "DELETE FROM current_processing WHERE digest = $1 AND owner = $2";
 
+    /// Whether `log` holds the digest `$1`.
     const IMPORTED: &str = "SELECT EXISTS (SELECT 1 FROM log WHERE digest = $1)";
 
     /// The lock is an `INSERT … ON CONFLICT (digest) DO UPDATE … WHERE` the holder's lock is
@@ -419,7 +420,8 @@ mod pg {
                 )
                 .await
                 .map_err(|e| error("locking", e))?;
-            let (imported, locked): (bool, bool) = (row.get(0), row.get(1));
+            let imported: bool = row.try_get(0).map_err(|e| error("locking", e))?;
+            let locked: bool = row.try_get(1).map_err(|e| error("locking", e))?;
             if imported && !readall {
                 return Ok(Claim::AlreadyImported);
             }
@@ -432,7 +434,10 @@ mod pg {
                     .query_one(&session.imported, &[&digest])
                     .await
                     .map_err(|e| error("reading log", e))?;
-                if row.get::<_, bool>(0) {
+                if row
+                    .try_get::<_, bool>(0)
+                    .map_err(|e| error("reading log", e))?
+                {
                     client
                         .execute(&session.unlock, &[&digest, &self.owner])
                         .await

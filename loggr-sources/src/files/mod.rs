@@ -8,17 +8,19 @@
 //!    explicit `files`; skips those over `size_limit`; orders them by `order_by` (`random` by
 //!    default, so several importers on one tree mostly take different files).
 //! 2. **Identifies** each by the SHA-256 of its *decompressed* content
-//!    ([`decode::digest_file`]): a renamed, copied or recompressed file is the same file.
+//!    ([`decode::examine_file`]): a renamed, copied or recompressed file is the same file.
 //!    Compression (gzip, bzip2, zstd, xz, or none) is detected from the content's magic
 //!    number, not the name.
 //! 3. **Claims** it in the [`ledger`]: skipped if that content was imported before
 //!    (unless `readall`), or if another importer holds a fresh lock on it.
-//! 4. **Reads** it again, streaming (constant memory), line by line, parsing each with
-//!    `format` (a line that does not parse is kept, tagged `_parse_failure`, unless
-//!    `on_parse_error = "drop"`; a line over `max_line_bytes` is cut and tagged `_truncated`).
-//!    Every event of the file carries a token of **one acknowledgement group**. If the
-//!    content no longer has the digest it was claimed with, the file changed while being
-//!    read: it fails (and is imported on a later run).
+//! 4. **Reads** its lines, parsing each with `format` (a line that does not parse is kept,
+//!    tagged `_parse_failure`, unless `on_parse_error = "drop"`; a line over `max_line_bytes`
+//!    is cut and tagged `_truncated`). A file up to 8 MiB decompressed is read from the
+//!    content kept when it was identified (decompressed and hashed once; each event holds a
+//!    slice of it); a bigger one is read again, streaming, in constant memory. Every event of
+//!    the file carries a token of **one acknowledgement group**. If the file changed after it
+//!    was identified (its size or modification time differ, or a streamed content no longer
+//!    has the digest it was claimed with), it fails (and is imported on a later run).
 //! 5. **Records** the file in the ledger only when every one of its events was committed by
 //!    every sink; otherwise it releases the lock, and the file fails (a rerun imports it; lines
 //!    already stored are not stored twice, as sinks such as `postgres` are idempotent on the
@@ -313,6 +315,24 @@ impl FilesSource {
 /// twice (once to identify it, once to read it), in constant memory.
 const KEEP_CONTENT_UP_TO: usize = 8 << 20;
 
+/// A file's size and modification time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: std::time::SystemTime,
+}
+
+impl FileStamp {
+    /// `None` when the file cannot be examined (or its system gives no modification time).
+    fn of(path: &std::path::Path) -> Option<FileStamp> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some(FileStamp {
+            len: meta.len(),
+            modified: meta.modified().ok()?,
+        })
+    }
+}
+
 /// A file read whose events' outcome is awaited.
 struct Pending {
     name: String,
@@ -439,6 +459,9 @@ impl FilesSource {
         let name = candidate.path.to_string_lossy().into_owned();
         let path = candidate.path.clone();
         let keep_up_to = self.keep_content_up_to;
+        // The size and modification time before the content is read: if they are the same
+        // when the lines are, the content is the one examined.
+        let stamp = FileStamp::of(&candidate.path);
         let examine = move || decode::examine_file(&path, keep_up_to);
         let (examined, content) = match tokio::task::spawn_blocking(examine).await {
             Ok(Ok(examined)) => examined,
@@ -480,10 +503,9 @@ impl FilesSource {
             "Importing"
         );
 
-        let mtime = std::fs::metadata(&candidate.path)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|time| Timestamp::try_from(time).ok())
+        let mtime = stamp
+            .as_ref()
+            .and_then(|stamp| Timestamp::try_from(stamp.modified).ok())
             .unwrap_or_else(Timestamp::now);
         let (group, waiter) = AckGroup::new();
         let reader = FileReader {
@@ -506,6 +528,11 @@ impl FilesSource {
         let path = candidate.path.clone();
         let read = tokio::task::spawn_blocking(move || {
             let outcome = match content {
+                // The kept content is the one hashed; the file is the same if it was not
+                // written to since (an unknown stamp counts as changed).
+                Some(_) if stamp.is_none() || FileStamp::of(&path) != stamp => {
+                    Err(ReadError::Changed)
+                }
                 Some(content) => reader.read_content(&Bytes::from(content), &group),
                 None => reader.read(&path, &digest, &group),
             };
