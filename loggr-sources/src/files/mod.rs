@@ -876,6 +876,78 @@ mod tests {
             .collect()
     }
 
+    /// A memory ledger that appends a line to `path` when a file is claimed: the file
+    /// changes after it was examined, before it is read.
+    struct AppendOnClaim {
+        inner: ledger::MemoryLedger,
+        path: std::path::PathBuf,
+    }
+
+    #[async_trait]
+    impl FileLedger for AppendOnClaim {
+        async fn claim(
+            &self,
+            name: &str,
+            digest: &ContentDigest,
+            readall: bool,
+        ) -> Result<Claim, ledger::LedgerError> {
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&self.path)
+                .unwrap();
+            io::Write::write_all(&mut file, b"written after the examination\n").unwrap();
+            self.inner.claim(name, digest, readall).await
+        }
+        async fn heartbeat(&self, digest: &ContentDigest) -> Result<(), ledger::LedgerError> {
+            self.inner.heartbeat(digest).await
+        }
+        async fn complete(
+            &self,
+            name: &str,
+            digest: &ContentDigest,
+        ) -> Result<(), ledger::LedgerError> {
+            self.inner.complete(name, digest).await
+        }
+        async fn release(&self, digest: &ContentDigest) -> Result<(), ledger::LedgerError> {
+            self.inner.release(digest).await
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_file_that_changes_after_its_examination_is_not_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("growing.log");
+        std::fs::write(&path, "line 1\nline 2\n").unwrap();
+        // Let the append below move the modification time even on a coarse clock.
+        std::thread::sleep(Duration::from_millis(20));
+        for keep_up_to in [KEEP_CONTENT_UP_TO, 0] {
+            let mut config = FilesConfig::new(vec![dir.path().to_owned()]);
+            config.format = InputFormat::Raw;
+            let ledger = Arc::new(AppendOnClaim {
+                inner: ledger::MemoryLedger::default(),
+                path: path.clone(),
+            });
+            let mut source = FilesSource::new(config).unwrap().with_ledger(ledger);
+            source.keep_content_up_to = keep_up_to;
+            let progress = source.progress();
+            let sink = CollectingSink::new();
+            let outcome = Pipeline::builder()
+                .source("files", source)
+                .sink("collect", sink.clone())
+                .build()
+                .unwrap()
+                .run(CancellationToken::new())
+                .await;
+            assert!(outcome.is_err(), "the import reports the failed file");
+            let snapshot = progress.snapshot();
+            assert_eq!(
+                (snapshot.files_accepted, snapshot.files_failed),
+                (0, 1),
+                "kept up to {keep_up_to} bytes"
+            );
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_file_read_from_memory_gives_the_same_events_as_one_streamed() {
         let dir = tempfile::tempdir().unwrap();
