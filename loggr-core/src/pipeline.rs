@@ -256,20 +256,15 @@ impl PipelineBuilder {
                 }
             }
             let options: SinkOptions = crate::config::deserialize_component(&at, runner_table)?;
-            // One instance first: a sink that takes no concurrent writers is refused by
-            // `build` before a second instance opens its target again.
+            // No second instance of a sink that takes no concurrent writers: `build` refuses
+            // it before it would open its target again.
             let mut writers = Vec::with_capacity(options.writers);
-            for _ in 0..options.writers.min(1) {
+            while writers.len() < options.writers
+                && writers
+                    .iter()
+                    .all(|sink: &Box<dyn Sink>| sink.concurrent_writers())
+            {
                 writers.push(plugin.build(&at, component.table.clone(), &cx(&name))?);
-            }
-            if writers.iter().all(|sink| sink.concurrent_writers()) {
-                for _ in 1..options.writers {
-                    writers.push(plugin.build(&at, component.table.clone(), &cx(&name))?);
-                }
-            } else if options.writers > 1 {
-                return Err(ConfigError::Invalid(format!(
-                    "sink `{name}`: this sink does not take concurrent writers; set `writers = 1`"
-                )));
             }
             builder = builder.sink_writers(name, writers, options);
         }
@@ -363,16 +358,16 @@ impl PipelineBuilder {
                     "sink `{name}`: batch limits must be at least 1"
                 )));
             }
+            if options.writers > 1 && !writers.iter().all(|sink| sink.concurrent_writers()) {
+                return Err(ConfigError::Invalid(format!(
+                    "sink `{name}`: this sink does not take concurrent writers; set `writers = 1`"
+                )));
+            }
             if options.writers == 0 || writers.len() != options.writers {
                 return Err(ConfigError::Invalid(format!(
                     "sink `{name}`: `writers` is {} but {} instances were given (at least 1)",
                     options.writers,
                     writers.len()
-                )));
-            }
-            if writers.len() > 1 && !writers.iter().all(|sink| sink.concurrent_writers()) {
-                return Err(ConfigError::Invalid(format!(
-                    "sink `{name}`: this sink does not take concurrent writers; set `writers = 1`"
                 )));
             }
         }

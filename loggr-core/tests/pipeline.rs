@@ -723,12 +723,12 @@ fn several_writers_need_a_sink_that_takes_them() {
     let (source, _) = MemorySource::new(vec![], 1);
     let error = Pipeline::builder()
         .source("m", source)
-        .sink_writers("file", vec![Box::new(sink)], two)
+        .sink_writers("db", vec![Box::new(RendezvousSink::new(1, true))], two)
         .build()
         .unwrap_err();
     assert_eq!(
         error.to_string(),
-        "invalid pipeline: sink `file`: `writers` is 2 but 1 instances were given (at least 1)"
+        "invalid pipeline: sink `db`: `writers` is 2 but 1 instances were given (at least 1)"
     );
 }
 

@@ -262,14 +262,7 @@ impl<W: Write> Write for HashingWriter<W> {
 ///
 /// As [`decode_file`].
 pub fn digest_file(path: &Path) -> io::Result<Examined> {
-    let mut hashing = HashingWriter::new(io::sink());
-    let compression = decode_file(path, &mut hashing)?;
-    let (digest, content_len, _) = hashing.finish();
-    Ok(Examined {
-        digest,
-        content_len,
-        compression,
-    })
+    examine_file(path, 0).map(|(examined, _)| examined)
 }
 
 /// Reads the whole file once, as [`digest_file`], and also gives its decompressed content

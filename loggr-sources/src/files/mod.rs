@@ -723,8 +723,8 @@ impl BatchBuilder<'_> {
 
 impl FileReader {
     /// Emits the lines of `content`, the file's decompressed content kept when it was
-    /// examined (the very bytes its digest was computed from).
-    /// Each line's event holds a slice of `content` (no copy).
+    /// examined (the very bytes its digest was computed from); each line's event holds a
+    /// slice of `content` (no copy).
     fn read_content(&self, content: &Bytes, group: &AckGroup) -> Result<(), ReadError> {
         let mut lines: Vec<(Bytes, bool)> = Vec::with_capacity(self.batch_size);
         let mut interrupted = false;
@@ -849,9 +849,9 @@ mod tests {
     use loggr_core::test_util::CollectingSink;
     use loggr_core::{CancellationToken, Pipeline};
 
-    /// The messages and `_truncated` tags of importing `dir` with files kept in memory up
-    /// to `keep_up_to` bytes.
-    async fn import(dir: &std::path::Path, keep_up_to: usize) -> Vec<(String, bool)> {
+    /// A raw-line source over `dir` (names in order, lines cut at 16 bytes, batches of 3)
+    /// keeping contents in memory up to `keep_up_to` bytes.
+    fn source(dir: &std::path::Path, keep_up_to: usize) -> FilesSource {
         let mut config = FilesConfig::new(vec![dir.to_owned()]);
         config.format = InputFormat::Raw;
         config.max_line_bytes = 16;
@@ -859,21 +859,42 @@ mod tests {
         config.order_by = OrderBy::NameAsc;
         let mut source = FilesSource::new(config).unwrap();
         source.keep_content_up_to = keep_up_to;
+        source
+    }
+
+    /// Runs `source` into a collecting sink: the pipeline's outcome, the import's counts,
+    /// and each event's message and `_truncated` tag.
+    async fn run(
+        source: FilesSource,
+    ) -> (
+        Result<(), loggr_core::PipelineError>,
+        ProgressSnapshot,
+        Vec<(String, bool)>,
+    ) {
         let progress = source.progress();
         let sink = CollectingSink::new();
-        Pipeline::builder()
+        let outcome = Pipeline::builder()
             .source("files", source)
             .sink("collect", sink.clone())
             .build()
             .unwrap()
             .run(CancellationToken::new())
-            .await
-            .unwrap();
-        assert_eq!(progress.snapshot().files_accepted, 2);
-        sink.events()
+            .await;
+        let events = sink
+            .events()
             .iter()
             .map(|event| (event.message_str().to_owned(), event.has_tag("_truncated")))
-            .collect()
+            .collect();
+        (outcome, progress.snapshot(), events)
+    }
+
+    /// The messages and `_truncated` tags of importing `dir` with files kept in memory up
+    /// to `keep_up_to` bytes.
+    async fn import(dir: &std::path::Path, keep_up_to: usize) -> Vec<(String, bool)> {
+        let (outcome, progress, events) = run(source(dir, keep_up_to)).await;
+        outcome.unwrap();
+        assert_eq!(progress.files_accepted, 2);
+        events
     }
 
     /// A memory ledger that appends a line to `path` when a file is claimed: the file
@@ -921,27 +942,15 @@ mod tests {
         // Let the append below move the modification time even on a coarse clock.
         std::thread::sleep(Duration::from_millis(20));
         for keep_up_to in [KEEP_CONTENT_UP_TO, 0] {
-            let mut config = FilesConfig::new(vec![dir.path().to_owned()]);
-            config.format = InputFormat::Raw;
             let ledger = Arc::new(AppendOnClaim {
                 inner: ledger::MemoryLedger::default(),
                 path: path.clone(),
             });
-            let mut source = FilesSource::new(config).unwrap().with_ledger(ledger);
-            source.keep_content_up_to = keep_up_to;
-            let progress = source.progress();
-            let sink = CollectingSink::new();
-            let outcome = Pipeline::builder()
-                .source("files", source)
-                .sink("collect", sink.clone())
-                .build()
-                .unwrap()
-                .run(CancellationToken::new())
-                .await;
+            let source = source(dir.path(), keep_up_to).with_ledger(ledger);
+            let (outcome, progress, _) = run(source).await;
             assert!(outcome.is_err(), "the import reports the failed file");
-            let snapshot = progress.snapshot();
             assert_eq!(
-                (snapshot.files_accepted, snapshot.files_failed),
+                (progress.files_accepted, progress.files_failed),
                 (0, 1),
                 "kept up to {keep_up_to} bytes"
             );
