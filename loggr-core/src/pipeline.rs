@@ -258,11 +258,9 @@ impl PipelineBuilder {
             let options: SinkOptions = crate::config::deserialize_component(&at, runner_table)?;
             // No second instance of a sink that takes no concurrent writers: `build` refuses
             // it before it would open its target again.
-            let mut writers = Vec::with_capacity(options.writers);
+            let mut writers: Vec<Box<dyn Sink>> = Vec::with_capacity(options.writers);
             while writers.len() < options.writers
-                && writers
-                    .iter()
-                    .all(|sink: &Box<dyn Sink>| sink.concurrent_writers())
+                && writers.iter().all(|sink| sink.concurrent_writers())
             {
                 writers.push(plugin.build(&at, component.table.clone(), &cx(&name))?);
             }
