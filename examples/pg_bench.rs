@@ -30,8 +30,8 @@
 //!   table);
 //! - `sink-redeliver`: the same events written again to the same database (all duplicates);
 //! - `sink-tagged`, `sink-tagged-staged`: every event with two more tags and two more fields;
-//! - `sink-tagged-fk`: the same with `tag.event` and `extra_info.event` foreign keys to
-//!   `event (id)`, as the schema had before;
+//! - `sink-tagged-fk`: the same with a `tag.event` foreign key to `event (id)`, as the schema
+//!   had before;
 //! - `sink-search`: the sink with the message search index (`create_search_index`).
 //!
 //! `--kinds copy-bare,sink` runs only those; `--writers 2` has the `sink…` measurements
@@ -405,10 +405,9 @@ const INDEXES_BEFORE: &str = "CREATE INDEX ON event (severity, logtime);
 const LOGTIME_BRIN: &str = "DROP INDEX event_logtime_idx;
     CREATE INDEX event_logtime_brin ON event USING brin (logtime)";
 
-/// The foreign keys tag and extra_info had before.
+/// The foreign key `tag` had before.
 const FOREIGN_KEYS: &str =
-    "ALTER TABLE tag ADD FOREIGN KEY (event) REFERENCES event (id) ON DELETE CASCADE;
-    ALTER TABLE extra_info ADD FOREIGN KEY (event) REFERENCES event (id) ON DELETE CASCADE";
+    "ALTER TABLE tag ADD FOREIGN KEY (event) REFERENCES event (id) ON DELETE CASCADE";
 
 /// Runs one measurement in a fresh database; returns the seconds it took.
 async fn measure(

@@ -55,6 +55,9 @@ INSERT INTO tag (event, name)
 SELECT id, 'auth_failure' FROM event WHERE program = 'sshd' AND message LIKE 'Failed password%';
 INSERT INTO tag (event, name) SELECT id, 'cron_job' FROM event WHERE program = 'cron';
 INSERT INTO tag (event, name) SELECT id, 'disk' FROM event WHERE id % 200 = 0;
+UPDATE event e SET tags = t.names
+FROM (SELECT event, array_agg(name ORDER BY name) AS names FROM tag GROUP BY event) t
+WHERE e.id = t.event;
 VACUUM ANALYZE event;
 VACUUM ANALYZE tag;
 SQL

@@ -116,8 +116,8 @@ fn init_db_creates_the_schema_and_validate_refuses_a_bad_configuration() {
     let first = ctl(&["init-db", "--url", &url], &[]);
     let second = ctl(&["init-db", "--url", &url], &[]);
     let tables = db.psql(
-        "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables \
-         WHERE schemaname = 'public'",
+        "SELECT string_agg(table_name, ',' ORDER BY table_name) FROM information_schema.tables \
+         WHERE table_schema = 'public'",
     );
     let search_index = "SELECT count(*) FROM pg_indexes WHERE tablename = 'event' \
          AND indexname IN ('event_message_trgm_idx', 'event_message_fts_idx')";

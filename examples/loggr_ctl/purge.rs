@@ -9,14 +9,7 @@ use loggr::amqp::TopologyConfig;
 use loggr::sinks::postgres::tokio_postgres;
 
 /// loggr's data tables, emptied together (the migrations' record stays).
-const TABLES: &[&str] = &[
-    "event",
-    "tag",
-    "extra_info",
-    "log",
-    "current_processing",
-    "quarantine",
-];
+const TABLES: &[&str] = &["event", "tag", "log", "current_processing", "quarantine"];
 
 /// Empties the tables; returns each table's row count before.
 pub(crate) async fn purge_db(url: &str, yes: bool) -> anyhow::Result<Vec<(String, i64)>> {
@@ -42,7 +35,7 @@ pub(crate) async fn purge_db(url: &str, yes: bool) -> anyhow::Result<Vec<(String
     }
     let transaction = client.transaction().await?;
     transaction
-        // `event`'s truncate trigger empties `tag` and `extra_info` (naming them in the same
+        // `event`'s truncate trigger empties `tag` (naming it in the same
         // statement would make the trigger's own TRUNCATE fail).
         .batch_execute(
             "TRUNCATE event RESTART IDENTITY; \

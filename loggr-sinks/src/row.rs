@@ -7,11 +7,12 @@
 //! | `timestamp`, else `received_at` | `logtime` (and `reported` says which) |
 //! | `app_name` / `procid` | `program` / `pid` |
 //! | the `userid` field, when it is text | `userid` (not repeated in `extra_info`) |
-//! | every other field | `extra_info` rows (a list gives one row per item) |
-//! | tags | `tag` rows |
+//! | every other field | `extra_info` rows (a list gives one row per item), packed in the event's row ([`extra_json`]) |
+//! | tags | the event's `tags`, and `tag` rows to find events by tag |
 
 use std::borrow::Cow;
 
+use loggr_core::encode::json_string;
 use loggr_core::{Event, StructuredData, Text, Value};
 
 /// The field stored in the `userid` column (when its value is text) instead of `extra_info`.
@@ -42,15 +43,6 @@ pub fn userid(event: &Event) -> Option<Cow<'_, str>> {
     }
 }
 
-/// Whether the event has tags or extra_info rows to store.
-pub fn is_detailed(event: &Event) -> bool {
-    !event.tags.is_empty()
-        || event
-            .fields
-            .iter()
-            .any(|(name, value)| is_extra(name, value))
-}
-
 /// Whether a field goes to `extra_info` (everything but a text `userid`, which has its column).
 fn is_extra(name: &str, value: &Value) -> bool {
     name != USERID || !matches!(value, Value::String(_))
@@ -67,15 +59,36 @@ pub fn tag_names(event: &Event) -> Vec<Cow<'_, str>> {
     names
 }
 
-/// The extra_info rows of an event: (name, value as text), a list giving one row per item,
-/// without the `userid` that has its column.
-pub fn extra_rows(event: &Event) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
-    let mut rows = Vec::new();
-    for_each_extra(event, |name, value| rows.push((name, value)));
-    rows
+/// Writes the event's extra_info rows into `out` as the stores pack them: a JSON array of
+/// `[name, value]` pairs in [`for_each_extra`] order. Returns `false`, with `out` left empty,
+/// when there are none.
+///
+/// ```
+/// let mut event = loggr_core::Event::empty(loggr_core::Timestamp::UNIX_EPOCH);
+/// event.set_field("port", "22");
+/// let mut out = Vec::new();
+/// assert!(loggr_sinks::row::extra_json(&event, &mut out));
+/// assert_eq!(out, br#"[["port","22"]]"#);
+/// ```
+pub fn extra_json(event: &Event, out: &mut Vec<u8>) -> bool {
+    out.clear();
+    for_each_extra(event, |name, value| {
+        out.push(if out.is_empty() { b'[' } else { b',' });
+        out.push(b'[');
+        json_string(out, &name);
+        out.push(b',');
+        json_string(out, &value);
+        out.push(b']');
+    });
+    if out.is_empty() {
+        return false;
+    }
+    out.push(b']');
+    true
 }
 
-/// Calls `row` with each of [`extra_rows`]' rows, in the same order, without collecting them.
+/// Calls `row` with each extra_info row of the event: (name, value as text), a list giving one
+/// row per item, without the `userid` that has its column.
 pub fn for_each_extra<'a>(event: &'a Event, mut row: impl FnMut(Cow<'a, str>, Cow<'a, str>)) {
     for (name, value) in event.fields.iter() {
         if is_extra(name, value) {
@@ -147,29 +160,28 @@ mod tests {
         event.set_field("ips", Value::List(vec!["a".into(), "b\0".into()]));
         event.set_field("bytes", 42i64);
         assert_eq!(userid(&event).as_deref(), Some("alice"));
-        assert!(is_detailed(&event));
-        let pairs: Vec<(String, String)> = extra_rows(&event)
-            .into_iter()
-            .map(|(name, value)| (name.into_owned(), value.into_owned()))
-            .collect();
+        let mut out = Vec::new();
+        assert!(extra_json(&event, &mut out));
         assert_eq!(
-            pairs,
-            [("bytes", "42"), ("ips", "a"), ("ips", "b\u{FFFD}")]
-                .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            String::from_utf8(out).unwrap(),
+            "[[\"bytes\",\"42\"],[\"ips\",\"a\"],[\"ips\",\"b\u{FFFD}\"]]"
         );
     }
 
     #[test]
-    fn only_a_text_userid_alone_is_not_detailed() {
+    fn only_a_text_userid_alone_has_no_extra_info() {
         let mut event = Event::new("m");
-        assert!(!is_detailed(&event));
+        let mut out = b"left over".to_vec();
+        assert!(!extra_json(&event, &mut out));
+        assert!(out.is_empty());
         event.set_field("userid", "alice");
-        assert!(!is_detailed(&event), "userid goes to its column");
+        assert!(!extra_json(&event, &mut out), "userid goes to its column");
         event.set_field("userid", 42i64);
-        assert!(is_detailed(&event), "a number userid goes to extra_info");
-        let mut tagged = Event::new("m");
-        tagged.add_tag("t");
-        assert!(is_detailed(&tagged));
+        assert!(
+            extra_json(&event, &mut out),
+            "a number userid goes to extra_info"
+        );
+        assert_eq!(out, br#"[["userid","42"]]"#);
     }
 
     #[test]

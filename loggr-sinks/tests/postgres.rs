@@ -21,7 +21,7 @@ use loggr_core::{
 use loggr_sinks::postgres::tokio_postgres::{Client, NoTls};
 use loggr_sinks::postgres::{
     create_search_index, load_event, migrate, schema_version, search_index, PostgresSink,
-    PostgresSinkConfig, SearchIndex, SCHEMA_VERSION,
+    PostgresSinkConfig, SearchIndex, MIGRATIONS, SCHEMA_VERSION,
 };
 
 const DEFAULT_URL: &str = "postgresql://root@127.0.0.1:5432/postgres";
@@ -205,6 +205,91 @@ fn full_event(n: usize) -> Event {
 }
 
 #[tokio::test]
+async fn migration_5_moves_stored_tags_and_extra_info_into_their_events() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    // A store of schema version 4, as an earlier loggr left it (its scripts are idempotent:
+    // `migrate` runs them again before the fifth).
+    for migration in &MIGRATIONS[..4] {
+        client.batch_execute(migration.sql).await.unwrap();
+    }
+    client
+        .batch_execute(
+            "INSERT INTO event (digest, logtime, received_at, facility, severity, message)
+             SELECT sha256(i::text::bytea), now(), now(), 1, 5, 'm' || i
+             FROM generate_series(1, 3) i;
+             INSERT INTO tag (event, name) VALUES (1, 'b'), (1, 'a'), (2, 'c');
+             INSERT INTO extra_info (event, name, val)
+             VALUES (1, 'port', '22'), (1, 'ip', '10.0.0.1'), (1, 'port', '23'), (3, 'x', 'y');",
+        )
+        .await
+        .unwrap();
+    let migrated = migrate(&client).await.unwrap();
+    assert_eq!(migrated.version, SCHEMA_VERSION);
+    let rows = client
+        .query("SELECT id, tags, extra::text FROM event ORDER BY id", &[])
+        .await
+        .unwrap();
+    let events: Vec<(i64, Option<Vec<String>>, Option<String>)> = rows
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect();
+    let tags = |names: &[&str]| Some(names.iter().map(|n| n.to_string()).collect::<Vec<_>>());
+    assert_eq!(
+        events,
+        [
+            (
+                1,
+                tags(&["a", "b"]),
+                Some(r#"[["port", "22"], ["ip", "10.0.0.1"], ["port", "23"]]"#.to_owned())
+            ),
+            (2, tags(&["c"]), None),
+            (3, None, Some(r#"[["x", "y"]]"#.to_owned())),
+        ]
+    );
+    // The logical tables read as before; `tag` keeps its rows under its new key.
+    let fields = client
+        .query(
+            "SELECT event, name::text, val FROM extra_info ORDER BY event, n",
+            &[],
+        )
+        .await
+        .unwrap();
+    let fields: Vec<(i64, String, String)> = fields
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect();
+    let field = |event: i64, name: &str, val: &str| (event, name.to_owned(), val.to_owned());
+    assert_eq!(
+        fields,
+        [
+            field(1, "port", "22"),
+            field(1, "ip", "10.0.0.1"),
+            field(1, "port", "23"),
+            field(3, "x", "y"),
+        ]
+    );
+    assert_eq!(count(&client, "SELECT count(*) FROM tag").await, 3);
+    // Deleting an event deletes its tags; an insert into the view lands in the event's row.
+    client
+        .batch_execute(
+            "DELETE FROM event WHERE id = 1;
+             INSERT INTO extra_info (event, name, val) VALUES (2, 'k', 'v')",
+        )
+        .await
+        .unwrap();
+    assert_eq!(count(&client, "SELECT count(*) FROM tag").await, 1);
+    assert_eq!(
+        count(
+            &client,
+            "SELECT count(*) FROM extra_info WHERE event = 2 AND val = 'v'"
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
 async fn migrating_twice_is_a_no_op_and_creates_the_tables() {
     let db = TestDb::new().await;
     let client = db.client().await;
@@ -279,12 +364,13 @@ async fn migrating_twice_is_a_no_op_and_creates_the_tables() {
     // Identifiers compare byte-wise, whatever the database's collation.
     let c_collated = count(
         &client,
-        "SELECT count(*) FROM information_schema.columns WHERE collation_name = 'C'
-         AND (table_name, column_name) IN (('event', 'hostname'), ('event', 'program'),
-                                          ('tag', 'name'), ('extra_info', 'name'))",
+        "SELECT count(*) FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation
+         WHERE c.collname = 'C' AND (a.attrelid::regclass::text, a.attname::text) IN
+             (('event', 'hostname'), ('event', 'program'), ('event', 'tags'), ('tag', 'name'),
+              ('extra_info', 'name'))",
     )
     .await;
-    assert_eq!(c_collated, 4);
+    assert_eq!(c_collated, 5);
     // No foreign keys (deletes cascade through the event_deleted trigger).
     assert_eq!(
         count(
@@ -413,6 +499,16 @@ async fn a_stored_batch_reads_back_equal_through(direct: bool) {
     assert_eq!(row.get::<_, String>(7), "10.0.0.2");
     assert_eq!(row.get::<_, String>(8), events[3].content_id().to_hex());
     assert_eq!(count(&client, "SELECT count(*) FROM tag").await, 40);
+    // The `tag` rows are exactly the events' own tags (which `load_event` read above).
+    assert_eq!(
+        count(
+            &client,
+            "SELECT count(*) FROM (SELECT id, unnest(tags) FROM event
+                                   EXCEPT SELECT event, name FROM tag) missing"
+        )
+        .await,
+        0
+    );
     assert_eq!(count(&client, "SELECT count(*) FROM extra_info").await, 60);
     assert_eq!(
         count(

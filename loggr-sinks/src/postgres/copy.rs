@@ -57,15 +57,19 @@ impl CopyWriter {
     }
 }
 
-/// Rows being encoded (the fields of the current row are appended in column order).
-pub(crate) struct CopyBuf(BytesMut);
+/// The oid of PostgreSQL's `text` type (the element type of a `text[]`).
+const TEXT_OID: u32 = 25;
+
+/// Rows being encoded (the fields of the current row are appended in column order), and a
+/// scratch buffer for values written in two steps.
+pub(crate) struct CopyBuf(BytesMut, Vec<u8>);
 
 impl CopyBuf {
     /// A buffer starting with the header.
     fn new() -> Self {
         let mut buf = BytesMut::with_capacity(CHUNK + CHUNK / 4);
         buf.put_slice(HEADER);
-        CopyBuf(buf)
+        CopyBuf(buf, Vec::with_capacity(256))
     }
 
     /// A NULL.
@@ -131,6 +135,44 @@ impl CopyBuf {
         self.0.put_u8(1);
         self.0.put_slice(json);
     }
+
+    /// A `jsonb` value `write` puts into the (cleared) buffer it is given and says it wrote,
+    /// or NULL when it says it wrote none.
+    pub(crate) fn jsonb_with(&mut self, write: impl FnOnce(&mut Vec<u8>) -> bool) {
+        let mut scratch = std::mem::take(&mut self.1);
+        scratch.clear();
+        if write(&mut scratch) {
+            self.jsonb(&scratch);
+        } else {
+            self.null();
+        }
+        self.1 = scratch;
+    }
+
+    /// A one-dimensional `text[]` of `items` (none of them NULL), or NULL when there are
+    /// none (what a column without value holds: `= ANY(NULL)` is never true).
+    pub(crate) fn text_array<'a>(&mut self, items: impl ExactSizeIterator<Item = &'a str>) {
+        let count = items.len();
+        if count == 0 {
+            self.null();
+            return;
+        }
+        let length_at = self.0.len();
+        self.0.put_i32(0);
+        let start = self.0.len();
+        // Dimensions, whether any element is NULL, the element type; then the dimension's
+        // length and lower bound; then each element, length-prefixed.
+        self.0.put_i32(1);
+        self.0.put_i32(0);
+        self.0.put_u32(TEXT_OID);
+        self.0.put_i32(i32::try_from(count).unwrap_or(i32::MAX));
+        self.0.put_i32(1);
+        for item in items {
+            self.bytes(item.as_bytes());
+        }
+        let length = i32::try_from(self.0.len() - start).unwrap_or(i32::MAX);
+        self.0[length_at..start].copy_from_slice(&length.to_be_bytes());
+    }
 }
 
 #[cfg(test)]
@@ -155,6 +197,44 @@ mod tests {
         let bytes = encoded(|buf| buf.timestamp(at));
         assert_eq!(bytes[..4], 8i32.to_be_bytes());
         assert_eq!(bytes[4..], 1_500_000i64.to_be_bytes());
+    }
+
+    #[test]
+    fn a_text_array_is_one_dimension_of_length_prefixed_texts_and_empty_is_null() {
+        let bytes = encoded(|buf| {
+            buf.text_array(["ab", "c"].into_iter());
+            buf.text_array(std::iter::empty());
+        });
+        let mut expected = Vec::new();
+        expected.extend_from_slice(&(20 + 4 + 2 + 4 + 1i32).to_be_bytes());
+        for header in [1i32, 0, 25, 2, 1] {
+            expected.extend_from_slice(&header.to_be_bytes());
+        }
+        expected.extend_from_slice(&2i32.to_be_bytes());
+        expected.extend_from_slice(b"ab");
+        expected.extend_from_slice(&1i32.to_be_bytes());
+        expected.extend_from_slice(b"c");
+        expected.extend_from_slice(&(-1i32).to_be_bytes());
+        assert_eq!(bytes, expected);
+    }
+
+    #[test]
+    fn jsonb_with_writes_what_it_is_given_or_null() {
+        let bytes = encoded(|buf| {
+            buf.jsonb_with(|out| {
+                out.extend_from_slice(b"[1]");
+                true
+            });
+            buf.jsonb_with(|out| {
+                out.extend_from_slice(b"ignored");
+                false
+            });
+        });
+        let mut expected = Vec::new();
+        expected.extend_from_slice(&4i32.to_be_bytes());
+        expected.extend_from_slice(b"\x01[1]");
+        expected.extend_from_slice(&(-1i32).to_be_bytes());
+        assert_eq!(bytes, expected);
     }
 
     #[test]

@@ -8,9 +8,9 @@
 //!
 //! | table | one row per | key |
 //! | --- | --- | --- |
-//! | `event` | stored message | `id` (identity), `digest` unique |
-//! | `tag` | (event, tag) | `(event, name)` |
-//! | `extra_info` | (event, field, value) | index `(event, name)` |
+//! | `event` | stored message, with its tags and fields | `id` (identity), `digest` unique |
+//! | `tag` | (tag, event): the index of `event.tags` | `(name, event)` |
+//! | `extra_info` (a view over `event.extra`) | (event, field, value) | |
 //! | `log` | imported file (BuzzSaw) | `digest` unique (SHA-256 of the content) |
 //! | `current_processing` | file being imported (a lock) | `digest` unique, `starttime`, `owner` |
 //! | `quarantine` | refused event | `digest` unique |
@@ -35,11 +35,18 @@
 //!   is.
 //! - `raw` (`bytea`): the received bytes, exactly (any encoding, NUL bytes included).
 //! - Fields: BuzzSaw's `userid` column holds the `userid` field when it is text; **every other
-//!   field is an `extra_info` row** (name, value as text; a list gives one row per item). Rows
-//!   rather than a `jsonb` column because that is how BuzzSaw's reports and filters look them
-//!   up (`name = 'source_address' AND val = …`). The price: numbers and booleans come back as
-//!   text, and an empty list is not stored.
-//! - Tags: one `tag` row each.
+//!   field is an `extra_info` row** (name, value as text; a list gives one row per item). The
+//!   rows are stored packed in the event's own row, `extra` (`jsonb`, NULL when none: an array
+//!   of `[name, value]` pairs in the event's order), and read through the `extra_info (event,
+//!   name, val, n)` view, as BuzzSaw's reports and filters look them up (`name =
+//!   'source_address' AND val = …`); an `INSERT` into the view appends to `extra`. As rows of
+//!   a table (before schema version 5) they cost PostgreSQL two tuples and two index
+//!   insertions per stored event of BuzzSaw's stack. Numbers and booleans come back as text,
+//!   and an empty list is not stored.
+//! - Tags: the event's `tags` (`text[]`, sorted, NULL when none), which lists and reports
+//!   show and check (`name = ANY(tags)`), and one `tag (name, event)` row each, the index
+//!   that finds the events with a tag. Whoever writes `event.tags` writes the same `tag` rows
+//!   in the same transaction (the sink does).
 //!
 //! **NUL characters**: PostgreSQL text and `jsonb` cannot hold `\0`, so every text value
 //! (columns, structured data, tags, extra_info) is stored with NUL replaced by U+FFFD
@@ -55,19 +62,23 @@
 //!
 //! | index | serves |
 //! | --- | --- |
-//! | `event (id)`, the key | an event's tags and fields; opening one event |
+//! | `event (id)`, the key | opening one event; a tag's events |
 //! | `event (digest)`, unique | idempotency: `ON CONFLICT (digest)`, the direct `COPY`'s check |
 //! | `event (logtime)` | a time range, newest first, keyset paging (`WHERE logtime < $last ORDER BY logtime DESC LIMIT n`); reports grouped by host |
 //! | `event (hostname, logtime)` | one host's events in a time range |
 //! | `event (program, logtime)` | one program's events in a time range |
-//! | `tag (event, name)`, the key | an event's tags; deleting events |
-//! | `tag (name, event)` | the events with a tag |
-//! | `extra_info (event, name)` | an event's fields; deleting events |
+//! | `tag (name, event)`, the key | the events with a tag; deleting events (`name = ANY(tags)`) |
 //!
 //! Severity, facility and the other columns are filtered within the rows those give. `logtime`
 //! stays a B-tree: a BRIN index would be about 10% cheaper to maintain, but cannot give the
 //! newest-first order paging needs. Fields are not searched by value (no index on
-//! `extra_info.val`).
+//! `extra`).
+//!
+//! Tags and fields used to be rows of their own tables (`tag` with keys `(event, name)` and
+//! `(name, event)`, `extra_info` with an index on `(event, name)`): each stored event of
+//! BuzzSaw's stack (about four tags, two fields) cost six more tuples and ten more index
+//! insertions, half of PostgreSQL's work in a file import. Migration 5 moved them into the
+//! event's row and kept `tag (name, event)` only.
 //!
 //! **Message search** is not part of the migrations: [`create_search_index`] (for the web
 //! UI; `loggr_ctl init-db --search-index` calls it) adds a `pg_trgm` GIN index on `message` (`LIKE`, `ILIKE`, `~`,
@@ -78,12 +89,11 @@
 //! there (a rare text over a day at 5 M events, 20 concurrent users: 70 ms p50), and reads
 //! every event of the asked range without it (1.6 s). The full-text index serves no `ILIKE`.
 //!
-//! **No foreign keys** from `tag.event` and `extra_info.event` to `event (id)`: the check costs
-//! every tag and extra_info row a locking look-up of its event, which halved the rows per
-//! second of tagged batches. The sink only writes them in the transaction that inserted their
-//! event; deleting events (`DELETE FROM event WHERE logdate < …`, or `TRUNCATE event`)
-//! deletes their tags and extra_info through a statement-level trigger, as `ON DELETE
-//! CASCADE` did.
+//! **No foreign key** from `tag.event` to `event (id)`: the check costs every tag row a
+//! locking look-up of its event, which halved the rows per second of tagged batches. The sink
+//! only writes them in the transaction that inserted their event; deleting events (`DELETE
+//! FROM event WHERE logdate < …`, or `TRUNCATE event`) deletes their tags through a
+//! statement-level trigger, as `ON DELETE CASCADE` did.
 //!
 //! # How a batch is written
 //!
@@ -92,20 +102,19 @@
 //!
 //! - **Direct** (while the previous batch held no event stored before, and `direct_copy` is
 //!   on): the events are `COPY`ed in binary format straight into `event`, which PostgreSQL
-//!   inserts in bulk; when some have tags or fields, the batch's `id`s are drawn from
-//!   `event.id`'s sequence first (`nextval` over `generate_series`, one round trip) and
-//!   copied in with the events, so that their tags and extra_info are `COPY`ed in next
-//!   without looking the events up again; `COMMIT`. When an event of the batch is stored already
+//!   inserts in bulk; when some have tags, the batch's `id`s are drawn from `event.id`'s
+//!   sequence first (`nextval` over `generate_series`, one round trip) and copied in with the
+//!   events, so that their `tag` rows are `COPY`ed in next without looking the events up
+//!   again; `COMMIT`. When an event of the batch is stored already
 //!   (or being stored by another session, which then commits), the unique index on `digest`
 //!   fails the `COPY` (SQLSTATE 23505): the transaction rolls back and the batch takes the
 //!   staging path. So does a batch with an event PostgreSQL refuses, or that lost a deadlock
 //!   against another writer of the same events.
 //! - **Staging**: the batch is `COPY`ed into `loggr_stage`, a temporary table of the session
 //!   (not WAL-logged, emptied at commit), and moved over by `INSERT INTO event … SELECT … FROM
-//!   loggr_stage … ON CONFLICT (digest) DO NOTHING`: the events with tags or fields first,
-//!   `RETURNING id, digest` of the new ones, whose tags and extra_info are then `COPY`ed in;
-//!   the others by a second statement; `COMMIT`. Neither statement joins anything, so no plan
-//!   can turn into a nested loop over the batch, and both are prepared once per session.
+//!   loggr_stage … ON CONFLICT (digest) DO NOTHING RETURNING id, tags`, whose `tag` rows the
+//!   same statement inserts (`unnest(tags)`); `COMMIT`. The statement joins nothing over the
+//!   batch, so no plan can turn into a nested loop, and it is prepared once per session.
 //!
 //! After a batch with events stored before, the sink stages the following batches until one
 //! holds none: redeliveries come in runs, and a refused direct `COPY` wastes its work (and

@@ -7,8 +7,8 @@ use tokio_postgres::Client;
 use super::copy::CopyBuf;
 use super::PgError;
 pub use crate::row::NUL_REPLACEMENT;
-pub(crate) use crate::row::{extra_rows, is_detailed, store_text as pg_text, tag_names};
-use crate::row::{structured_data_json, userid, USERID};
+use crate::row::{extra_json, structured_data_json, userid, USERID};
+pub(crate) use crate::row::{store_text as pg_text, tag_names};
 
 /// The columns of `event` the sink writes, in the order [`write_event`] writes them
 /// (`logdate` is the database's; `id` too, but in [`COPY_EVENT_WITH_ID`], which puts the ids
@@ -16,13 +16,12 @@ use crate::row::{structured_data_json, userid, USERID};
 macro_rules! event_columns {
     () => {
         "digest, logtime, received_at, reported, facility, severity, hostname, program, pid, \
-         msgid, userid, message, structured_data, raw"
+         msgid, userid, message, structured_data, raw, tags, extra"
     };
 }
 
 /// The per-session staging table a batch is copied into when it may hold events already
 /// stored (temporary: not WAL-logged, private to the connection, emptied at every commit).
-/// `detailed` says whether the event has tags or extra_info rows.
 pub(crate) const CREATE_STAGE: &str = "CREATE TEMPORARY TABLE IF NOT EXISTS loggr_stage (
     digest          bytea       NOT NULL,
     logtime         timestamptz NOT NULL,
@@ -38,21 +37,19 @@ pub(crate) const CREATE_STAGE: &str = "CREATE TEMPORARY TABLE IF NOT EXISTS logg
     message         text,
     structured_data jsonb,
     raw             bytea,
-    detailed        boolean     NOT NULL
+    tags            text[],
+    extra           jsonb
 ) ON COMMIT DELETE ROWS";
 
 /// `COPY` into the staging table, in the column order of [`write_event`].
 pub(crate) const COPY_STAGE: &str = concat!(
     "COPY pg_temp.loggr_stage (",
     event_columns!(),
-    ", detailed) FROM STDIN (FORMAT binary)"
+    ") FROM STDIN (FORMAT binary)"
 );
 
-/// How many fields [`write_event`] writes for `event` ([`COPY_EVENT`]).
-pub(crate) const EVENT_FIELDS: i16 = 14;
-
-/// How many fields [`write_event`] writes for the staging table ([`COPY_STAGE`]).
-pub(crate) const STAGE_FIELDS: i16 = EVENT_FIELDS + 1;
+/// How many fields [`write_event`] writes ([`COPY_EVENT`], [`COPY_STAGE`]).
+pub(crate) const EVENT_FIELDS: i16 = 16;
 
 /// `COPY` straight into `event` (the direct path: no digest of the batch is stored yet).
 pub(crate) const COPY_EVENT: &str = concat!(
@@ -61,9 +58,9 @@ pub(crate) const COPY_EVENT: &str = concat!(
     ") FROM STDIN (FORMAT binary)"
 );
 
-/// The direct path's `COPY` when some events have tags or extra_info: their ids are drawn
-/// beforehand ([`RESERVE_IDS`]), so that their details can be copied without looking the
-/// events up again.
+/// The direct path's `COPY` when some events have tags: their ids are drawn beforehand
+/// ([`RESERVE_IDS`]), so that their `tag` rows can be copied without looking the events up
+/// again.
 pub(crate) const COPY_EVENT_WITH_ID: &str = concat!(
     "COPY event (id, ",
     event_columns!(),
@@ -71,7 +68,7 @@ pub(crate) const COPY_EVENT_WITH_ID: &str = concat!(
 );
 
 /// The oid of `event.id`'s sequence, and whether this session may draw from it (a role with
-/// only `INSERT` on the tables may not: its batches with details are then staged), looked up
+/// only `INSERT` on the tables may not: its batches with tags are then staged), looked up
 /// once per session.
 pub(crate) const ID_SEQUENCE: &str =
     "SELECT pg_get_serial_sequence('event', 'id')::regclass::oid, \
@@ -84,38 +81,27 @@ pub(crate) const RESERVE_IDS: &str =
 /// `COPY` of tags, for events inserted by the same transaction.
 pub(crate) const COPY_TAG: &str = "COPY tag (event, name) FROM STDIN (FORMAT binary)";
 
-/// `COPY` of extra_info rows, for events inserted by the same transaction.
-pub(crate) const COPY_EXTRA: &str = "COPY extra_info (event, name, val) FROM STDIN (FORMAT binary)";
-
-/// Moves the staged events without tags or extra_info into `event` (a digest already stored
-/// is skipped); its row count is the number of new events. No join, no parameter: one plan,
-/// prepared once per session, fits every batch.
-pub(crate) const INSERT_PLAIN: &str = concat!(
-    "INSERT INTO event (",
+/// Moves the staged events into `event` (a digest already stored is skipped) and adds the
+/// `tag` rows of those it inserted; returns how many it inserted. No join over the batch, no
+/// parameter: one plan, prepared once per session, fits every batch.
+pub(crate) const INSERT_STAGED: &str = concat!(
+    "WITH new AS (INSERT INTO event (",
     event_columns!(),
     ") SELECT ",
     event_columns!(),
-    " FROM pg_temp.loggr_stage WHERE NOT detailed ON CONFLICT (digest) DO NOTHING"
-);
-
-/// Moves the staged events with tags or extra_info into `event`, returning the `id` and
-/// `digest` of those it inserted (their tags and extra_info are then copied in).
-pub(crate) const INSERT_DETAILED: &str = concat!(
-    "INSERT INTO event (",
-    event_columns!(),
-    ") SELECT ",
-    event_columns!(),
-    " FROM pg_temp.loggr_stage WHERE detailed ON CONFLICT (digest) DO NOTHING RETURNING id, digest"
+    " FROM pg_temp.loggr_stage ON CONFLICT (digest) DO NOTHING RETURNING id, tags), \
+     tagged AS (INSERT INTO tag (event, name) \
+                SELECT new.id, t.name FROM new CROSS JOIN LATERAL unnest(new.tags) AS t (name)) \
+     SELECT count(*) FROM new"
 );
 
 /// Records one refused event (a digest already in quarantine is left alone).
 pub(crate) const INSERT_QUARANTINE: &str = "INSERT INTO quarantine (digest, sqlstate, error, \
      event, raw) VALUES ($1, $2, $3, CAST($4::text AS json), $5) ON CONFLICT (digest) DO NOTHING";
 
-/// Writes the fields of the event's row: the [`EVENT_FIELDS`] columns of `event`, and with
-/// `stage`, `detailed` for the staging table. `id` is the event's content id. Returns whether
-/// the event has tags or extra_info rows ([`is_detailed`]).
-pub(crate) fn write_event(buf: &mut CopyBuf, id: &ContentId, event: &Event, stage: bool) -> bool {
+/// Writes the [`EVENT_FIELDS`] fields of the event's row; `id` is its content id. Returns
+/// whether the event has tags (which then need `tag` rows).
+pub(crate) fn write_event(buf: &mut CopyBuf, id: &ContentId, event: &Event) -> bool {
     let text = |buf: &mut CopyBuf, value: &Option<Text>| {
         buf.text(value.as_deref().map(pg_text).as_deref());
     };
@@ -136,11 +122,10 @@ pub(crate) fn write_event(buf: &mut CopyBuf, id: &ContentId, event: &Event, stag
         None => buf.null(),
     }
     buf.bytea(event.raw.as_deref());
-    let detailed = is_detailed(event);
-    if stage {
-        buf.bool(detailed);
-    }
-    detailed
+    let tags = tag_names(event);
+    buf.text_array(tags.iter().map(|tag| tag.as_ref()));
+    buf.jsonb_with(|out| extra_json(event, out));
+    !tags.is_empty()
 }
 
 /// Reads a stored event back by its content id, as far as the schema keeps it: the header
@@ -158,8 +143,8 @@ pub async fn load_event(client: &Client, id: &ContentId) -> Result<Option<Event>
     let digest: &[u8] = &id.0;
     let Some(row) = client
         .query_opt(
-            "SELECT id, logtime, received_at, reported, facility, severity, hostname, program,
-                    pid, msgid, userid, message, structured_data::text, raw
+            "SELECT logtime, received_at, reported, facility, severity, hostname, program,
+                    pid, msgid, userid, message, structured_data::text, raw, tags, extra::text
              FROM event WHERE digest = $1",
             &[&digest],
         )
@@ -175,7 +160,6 @@ pub async fn load_event(client: &Client, id: &ContentId) -> Result<Option<Event>
     let text = |column: &str| -> Result<Option<Text>, PgError> {
         Ok(row.try_get::<_, Option<String>>(column)?.map(Text::from))
     };
-    let event_id: i64 = row.try_get("id")?;
     let mut event = Event::empty(time("received_at")?);
     if row.try_get::<_, bool>("reported")? {
         event.timestamp = Some(time("logtime")?);
@@ -205,25 +189,17 @@ pub async fn load_event(client: &Client, id: &ContentId) -> Result<Option<Event>
     if let Some(userid) = text("userid")? {
         event.set_field(USERID, userid);
     }
-    let tags = client
-        .query("SELECT name FROM tag WHERE event = $1", &[&event_id])
-        .await?;
-    event.tags = tags
-        .iter()
-        .map(|row| row.try_get::<_, String>(0).map(Text::from))
-        .collect::<Result<Tags, _>>()?;
-    let extra = client
-        .query(
-            "SELECT name, val FROM extra_info WHERE event = $1 ORDER BY name, ctid",
-            &[&event_id],
-        )
-        .await?;
-    for row in &extra {
-        let name: String = row.try_get(0)?;
-        let value = Value::from(row.try_get::<_, String>(1)?);
-        match event.fields.get_mut(&name) {
-            Some(existing) => existing.push(value),
-            None => event.set_field(name, value),
+    let tags: Option<Vec<String>> = row.try_get("tags")?;
+    event.tags = tags.into_iter().flatten().map(Text::from).collect::<Tags>();
+    if let Some(json) = row.try_get::<_, Option<String>>("extra")? {
+        let pairs: Vec<(String, String)> =
+            serde_json::from_str(&json).map_err(|error| decode("extra", error.to_string()))?;
+        for (name, value) in pairs {
+            let value = Value::from(value);
+            match event.fields.get_mut(&name) {
+                Some(existing) => existing.push(value),
+                None => event.set_field(name, value),
+            }
         }
     }
     Ok(Some(event))

@@ -46,6 +46,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "event_id_by_default",
         sql: include_str!("migrations/0004_event_id_by_default.sql"),
     },
+    Migration {
+        version: 5,
+        name: "tags_and_extra_info_in_event",
+        sql: include_str!("migrations/0005_tags_and_extra_info_in_event.sql"),
+    },
 ];
 
 /// The schema version this code writes to: the number of the newest migration.

@@ -1,6 +1,6 @@
 //! [`PostgresSink`]: the runtime of the `postgres` sink (see the [module docs](super)).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 
 use loggr_core::{async_trait, ContentId, Event, Sink, SinkError};
@@ -11,9 +11,8 @@ use tokio_postgres::{Client, NoTls, Statement, Transaction};
 use super::copy::CopyWriter;
 use super::error::{describe, is_data_error};
 use super::row::{
-    extra_rows, is_detailed, pg_text, tag_names, write_event, COPY_EVENT, COPY_EVENT_WITH_ID,
-    COPY_EXTRA, COPY_STAGE, COPY_TAG, CREATE_STAGE, EVENT_FIELDS, ID_SEQUENCE, INSERT_DETAILED,
-    INSERT_PLAIN, INSERT_QUARANTINE, RESERVE_IDS, STAGE_FIELDS,
+    pg_text, tag_names, write_event, COPY_EVENT, COPY_EVENT_WITH_ID, COPY_STAGE, COPY_TAG,
+    CREATE_STAGE, EVENT_FIELDS, ID_SEQUENCE, INSERT_QUARANTINE, INSERT_STAGED, RESERVE_IDS,
 };
 use super::schema::{check_schema, migrate};
 use super::{PgError, PostgresSinkConfig};
@@ -94,9 +93,7 @@ struct Statements {
     copy_event: Statement,
     copy_event_with_id: Statement,
     copy_tag: Statement,
-    copy_extra: Statement,
-    insert_plain: Statement,
-    insert_detailed: Statement,
+    insert_staged: Statement,
     reserve_ids: Statement,
     /// The oid of `event.id`'s sequence.
     id_sequence: u32,
@@ -183,9 +180,7 @@ impl PostgresSink {
             copy_event: client.prepare(COPY_EVENT).await?,
             copy_event_with_id: client.prepare(COPY_EVENT_WITH_ID).await?,
             copy_tag: client.prepare(COPY_TAG).await?,
-            copy_extra: client.prepare(COPY_EXTRA).await?,
-            insert_plain: client.prepare(INSERT_PLAIN).await?,
-            insert_detailed: client.prepare(INSERT_DETAILED).await?,
+            insert_staged: client.prepare(INSERT_STAGED).await?,
             reserve_ids: client
                 .prepare_typed(RESERVE_IDS, &[Type::OID, Type::INT4])
                 .await?,
@@ -384,7 +379,7 @@ impl Session {
     }
 
     /// The direct path, one transaction: `COPY` the events straight into `event`, then the
-    /// tags and extra_info of those that have some (their ids drawn from `event.id`'s sequence
+    /// `tag` rows of those that have tags (their ids drawn from `event.id`'s sequence
     /// beforehand, so that the events need not be looked up again); fails (PostgreSQL's unique
     /// violation) when one of them is stored already, or being stored by another session that
     /// then commits.
@@ -392,12 +387,12 @@ impl Session {
         &mut self,
         rows: &[(ContentId, &Event)],
     ) -> Result<Option<u64>, tokio_postgres::Error> {
-        let any_detailed = rows.iter().any(|(_, event)| is_detailed(event));
-        if any_detailed && !self.statements.can_reserve_ids {
+        let any_tagged = rows.iter().any(|(_, event)| !event.tags.is_empty());
+        if any_tagged && !self.statements.can_reserve_ids {
             return Ok(None);
         }
         let transaction = self.connection.client.transaction().await?;
-        let inserted = if any_detailed {
+        let inserted = if any_tagged {
             let count = i32::try_from(rows.len()).unwrap_or(i32::MAX);
             let ids = transaction
                 .query(
@@ -417,25 +412,23 @@ impl Session {
                 .copy_in(&self.statements.copy_event_with_id)
                 .await?;
             let mut writer = CopyWriter::new(copy);
-            let mut detailed = Vec::new();
+            let mut tagged = Vec::new();
             for ((id, event), reserved) in rows.iter().zip(&ids) {
                 let event_id: i64 = reserved.try_get(0)?;
                 let row = writer.row(EVENT_FIELDS + 1).await?;
                 row.i64(event_id);
-                if write_event(row, id, event, false) {
-                    detailed.push((event_id, *event));
+                if write_event(row, id, event) {
+                    tagged.push((event_id, *event));
                 }
             }
             let inserted = writer.finish().await?;
-            self.statements
-                .copy_details(&transaction, &detailed)
-                .await?;
+            self.statements.copy_tags(&transaction, &tagged).await?;
             inserted
         } else {
             let copy = transaction.copy_in(&self.statements.copy_event).await?;
             let mut writer = CopyWriter::new(copy);
             for (id, event) in rows {
-                write_event(writer.row(EVENT_FIELDS).await?, id, event, false);
+                write_event(writer.row(EVENT_FIELDS).await?, id, event);
             }
             writer.finish().await?
         };
@@ -444,8 +437,7 @@ impl Session {
     }
 
     /// The staging path, one transaction: `COPY` into the staging table, move the new events
-    /// over (those with details first, to learn their `id`), copy in their tags and extra_info,
-    /// commit.
+    /// over and add their `tag` rows (one statement), commit.
     async fn store_once(
         &mut self,
         rows: &[(ContentId, &Event)],
@@ -453,36 +445,16 @@ impl Session {
         let transaction = self.connection.client.transaction().await?;
         let copy = transaction.copy_in(&self.statements.copy_stage).await?;
         let mut writer = CopyWriter::new(copy);
-        let mut by_digest: HashMap<&[u8], &Event> = HashMap::new();
         for (id, event) in rows {
-            if write_event(writer.row(STAGE_FIELDS).await?, id, event, true) {
-                by_digest.insert(&id.0[..], *event);
-            }
+            write_event(writer.row(EVENT_FIELDS).await?, id, event);
         }
         writer.finish().await?;
-        let mut inserted = 0;
-        if !by_digest.is_empty() {
-            let new = transaction
-                .query(&self.statements.insert_detailed, &[])
-                .await?;
-            inserted += new.len() as u64;
-            let mut events = Vec::with_capacity(new.len());
-            for row in &new {
-                let id: i64 = row.try_get(0)?;
-                let digest: &[u8] = row.try_get(1)?;
-                if let Some(event) = by_digest.get(digest) {
-                    events.push((id, *event));
-                }
-            }
-            self.statements.copy_details(&transaction, &events).await?;
-        }
-        if by_digest.len() < rows.len() {
-            inserted += transaction
-                .execute(&self.statements.insert_plain, &[])
-                .await?;
-        }
+        let inserted: i64 = transaction
+            .query_one(&self.statements.insert_staged, &[])
+            .await?
+            .try_get(0)?;
         transaction.commit().await?;
-        Ok(inserted)
+        Ok(u64::try_from(inserted).unwrap_or_default())
     }
 
     /// Records one refused event with the reason.
@@ -512,42 +484,22 @@ impl Session {
 }
 
 impl Statements {
-    /// Copies in the tags and extra_info of new events, given with their `id`.
-    async fn copy_details(
+    /// Copies in the `tag` rows of new events, given with their `id`.
+    async fn copy_tags(
         &self,
         transaction: &Transaction<'_>,
         events: &[(i64, &Event)],
     ) -> Result<(), tokio_postgres::Error> {
-        if events.iter().any(|(_, event)| !event.tags.is_empty()) {
-            let copy = transaction.copy_in(&self.copy_tag).await?;
-            let mut writer = CopyWriter::new(copy);
-            for (id, event) in events {
-                for name in tag_names(event) {
-                    let row = writer.row(2).await?;
-                    row.i64(*id);
-                    row.bytes(name.as_bytes());
-                }
+        let copy = transaction.copy_in(&self.copy_tag).await?;
+        let mut writer = CopyWriter::new(copy);
+        for (id, event) in events {
+            for name in tag_names(event) {
+                let row = writer.row(2).await?;
+                row.i64(*id);
+                row.bytes(name.as_bytes());
             }
-            writer.finish().await?;
         }
-        let extra: Vec<_> = events
-            .iter()
-            .map(|(id, event)| (id, extra_rows(event)))
-            .filter(|(_, rows)| !rows.is_empty())
-            .collect();
-        if !extra.is_empty() {
-            let copy = transaction.copy_in(&self.copy_extra).await?;
-            let mut writer = CopyWriter::new(copy);
-            for (id, rows) in &extra {
-                for (name, value) in rows {
-                    let row = writer.row(3).await?;
-                    row.i64(**id);
-                    row.bytes(name.as_bytes());
-                    row.bytes(value.as_bytes());
-                }
-            }
-            writer.finish().await?;
-        }
+        writer.finish().await?;
         Ok(())
     }
 }

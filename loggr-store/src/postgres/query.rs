@@ -28,12 +28,11 @@ impl Statement {
 /// The columns of an event list row, over `e`: the event's own columns (`EVENT_COLUMNS`)
 /// and its tags.
 pub const LIST_COLUMNS: &str = "e.id, e.logtime, e.received_at, e.hostname, e.program, e.pid, \
-     e.facility, e.severity, e.message, \
-     ARRAY(SELECT t.name FROM tag t WHERE t.event = e.id ORDER BY t.name) AS tags";
+     e.facility, e.severity, e.message, coalesce(e.tags, '{}') AS tags";
 
 /// The `event` columns a list row shows (the inner selects of a severity filter return them).
 const EVENT_COLUMNS: &str = "e.id, e.logtime, e.received_at, e.hostname, e.program, e.pid, \
-     e.facility, e.severity, e.message";
+     e.facility, e.severity, e.message, e.tags";
 
 /// The order of every list: newest first, the id breaking ties (the keyset).
 const NEWEST_FIRST: &str = "ORDER BY e.logtime DESC, e.id DESC";
@@ -339,9 +338,9 @@ impl Builder {
 /// - tag: the statement first reads at most [`RARE_TAG_EVENTS`] of the tag's events from
 ///   the `tag (name, event)` index (the CTE `tagged`). Fewer: the tag is rare, and its
 ///   events are looked up by id, filtered, and sorted. As many: the tag is common, and
-///   the ordered scans check each event's tag (an `EXISTS … OFFSET 0`, which PostgreSQL
-///   keeps as a per-row check: as a semi-join the planner misjudged correlated filters,
-///   such as `program = sshd` and `tag = auth_failure`, as rare and read the whole range).
+///   the ordered scans check each event's own tags (`tag = ANY(e.tags)`, a per-row check:
+///   as a semi-join with `tag` the planner misjudged correlated filters, such as
+///   `program = sshd` and `tag = auth_failure`, as rare and read the whole range).
 ///   Each alternative is a `UNION ALL` branch gated by a one-time filter on the count,
 ///   so only one runs.
 pub fn select(filter: &EventFilter, limit: i64) -> Statement {
@@ -447,10 +446,7 @@ pub fn select_planned(filter: &EventFilter, limit: i64, planning: Planning<'_>) 
                 &mut b,
                 vec![
                     format!("(SELECT n FROM tag_count) >= {rare}"),
-                    format!(
-                        "EXISTS (SELECT 1 FROM tag t WHERE t.event = e.id \
-                         AND t.name = {tag} OFFSET 0)"
-                    ),
+                    format!("{tag} = ANY(e.tags)"),
                 ],
             ));
             (with, branches)

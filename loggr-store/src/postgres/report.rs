@@ -1,12 +1,12 @@
-//! The reporter's statements over loggr's PostgreSQL schema (`event`, `tag`, `extra_info`,
-//! made by the `postgres` sink's migrations) and the run log (`report_run`, created here on
+//! The reporter's statements over loggr's PostgreSQL schema (`event` with its `tags` and
+//! `extra`, `tag`, made by the `postgres` sink's migrations) and the run log (`report_run`, created here on
 //! first use with [`PG_RUN_LOG_SQL`]).
 //!
 //! Each query reads one time range, `start <= logtime < end`, of the events with any of some
 //! tags, optionally of one program. The plans use the schema's indexes: `tag (name, event)`
 //! gives the events with a tag, `event (logtime)` or `event (program, logtime)` the range;
-//! PostgreSQL picks the smaller side and probes the other (`tag (event, name)` is the
-//! primary key, `event (id)` too). The Kernel and AuthFailure counts are computed in the
+//! PostgreSQL picks the smaller side and probes the other (`tag (name, event)` with both
+//! columns, `event (id)`). The Kernel and AuthFailure counts are computed in the
 //! database (`GROUP BY`, one `GROUPING SETS` pass) and only the counts come back. Every value
 //! is a parameter.
 
@@ -55,7 +55,7 @@ fn events_sql(selection: &Selection) -> (String, Params) {
     let sql = format!(
         "SELECT e.id, e.logtime, e.hostname, e.program, e.pid, e.severity, e.facility, \
          e.userid, e.message, \
-         ARRAY(SELECT t2.name FROM tag t2 WHERE t2.event = e.id ORDER BY t2.name) \
+         coalesce(e.tags, '{{}}') \
          FROM event e WHERE {filter} ORDER BY {} LIMIT ${}",
         selection.order_by.sql(),
         params.len() + 1
@@ -79,8 +79,8 @@ fn auth_counts_sql(selection: &Selection) -> (String, Params) {
     let sql = format!(
         "SELECT GROUPING(e.userid, e.hostname, s.val), e.userid, e.hostname, s.val, count(*) \
          FROM event e \
-         LEFT JOIN LATERAL (SELECT x.val FROM extra_info x \
-                            WHERE x.event = e.id AND x.name = 'source_address' LIMIT 1) s ON true \
+         LEFT JOIN LATERAL (SELECT p ->> 1 AS val FROM jsonb_array_elements(e.extra) p \
+                            WHERE p ->> 0 = 'source_address' LIMIT 1) s ON true \
          WHERE {filter} \
          GROUP BY GROUPING SETS ((e.userid), (e.hostname), (s.val))"
     );
@@ -125,7 +125,8 @@ pub(super) async fn report_events(
         let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
         let rows = client
             .query(
-                "SELECT event, name, val FROM extra_info WHERE event = ANY($1) ORDER BY event, name",
+                "SELECT event, name, val FROM extra_info WHERE event = ANY($1) \
+                 ORDER BY event, name, n",
                 &[&ids],
             )
             .await?;
@@ -250,20 +251,24 @@ pub(super) async fn anonymise(
 ) -> Result<AnonymiseCounts, StoreError> {
     // One statement (the client is shared, so no BEGIN … COMMIT across calls): the events'
     // update and the fields' deletion commit together or not at all.
+    // The fields are counted as values (`extra_info` rows), as they were stored before they
+    // moved into `event.extra`. One update per event: a statement may change a row once.
     let sql = if dryrun {
         format!(
             "SELECT (SELECT count(*) FROM event WHERE {OLD_WITH_DATA}), \
-             (SELECT count(*) FROM extra_info \
-              WHERE event IN (SELECT id FROM event WHERE logtime < $1))"
+             (SELECT coalesce(sum(jsonb_array_length(extra)), 0) FROM event \
+              WHERE logtime < $1 AND extra IS NOT NULL)"
         )
     } else {
         format!(
-            "WITH events AS (UPDATE event SET raw = NULL, message = '', userid = NULL \
-                             WHERE {OLD_WITH_DATA} RETURNING 1), \
-                  fields AS (DELETE FROM extra_info \
-                             WHERE event IN (SELECT id FROM event WHERE logtime < $1) \
-                             RETURNING 1) \
-             SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM fields)"
+            "WITH old AS MATERIALIZED \
+                 (SELECT id, coalesce(jsonb_array_length(extra), 0) AS fields, \
+                         ({OLD_WITH_DATA}) AS with_data \
+                  FROM event WHERE logtime < $1 AND (extra IS NOT NULL OR ({OLD_WITH_DATA}))), \
+                  cleared AS (UPDATE event e SET raw = NULL, message = '', userid = NULL, \
+                                                 extra = NULL \
+                              FROM old WHERE e.id = old.id RETURNING old.fields, old.with_data) \
+             SELECT count(*) FILTER (WHERE with_data), coalesce(sum(fields), 0) FROM cleared"
         )
     };
     let row = client.query_one(&sql, &[&before]).await?;

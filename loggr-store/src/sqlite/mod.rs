@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use loggr_core::encode::json_string;
 use loggr_core::Event;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
@@ -27,7 +26,7 @@ use crate::model::{
     contains_pattern, EventDetail, EventFilter, EventSummary, InsertStats, StoreStatus,
 };
 use crate::report::{AnonymiseCounts, AuthCounts, ReportEvent, Selection, TagHostCount};
-use crate::row::{for_each_extra, store_text, structured_data_json, tag_names, userid};
+use crate::row::{extra_json, store_text, structured_data_json, tag_names, userid};
 use crate::{Store, StoreError};
 
 /// The schema this code writes (`PRAGMA user_version`).
@@ -417,7 +416,7 @@ fn insert_batch(conn: &mut Connection, events: &[Event]) -> Result<InsertStats, 
             let userid = userid(event);
             let structured = structured_data_json(&event.structured_data)
                 .map(|json| String::from_utf8_lossy(&json).into_owned());
-            let packed = if fields_json(event, &mut fields) {
+            let packed = if extra_json(event, &mut fields) {
                 Some(
                     std::str::from_utf8(&fields).map_err(|e| StoreError::Decode {
                         what: "extra info",
@@ -459,26 +458,6 @@ fn insert_batch(conn: &mut Connection, events: &[Event]) -> Result<InsertStats, 
     }
     tx.commit()?;
     Ok(stats)
-}
-
-/// Writes `event`'s extra info into `out` as `event.fields` holds it (a JSON array of
-/// `[name, value]` pairs, in [`for_each_extra`] order); `false`, and `out` empty, when it has
-/// none.
-fn fields_json(event: &Event, out: &mut Vec<u8>) -> bool {
-    out.clear();
-    for_each_extra(event, |name, value| {
-        out.push(if out.is_empty() { b'[' } else { b',' });
-        out.push(b'[');
-        json_string(out, &name);
-        out.push(b',');
-        json_string(out, &value);
-        out.push(b']');
-    });
-    if out.is_empty() {
-        return false;
-    }
-    out.push(b']');
-    true
 }
 
 /// The statement and parameters listing `limit` events matching `filter`, newest first.

@@ -194,11 +194,17 @@ async fn insert_pg(client: &tokio_postgres::Client, event: &NewEvent<'_>) -> i64
         &event.seq,
         &event.userid,
     ];
+    // The event's tags in its row (sorted, NULL when none), and a `tag` row each.
+    let mut tags: Vec<&str> = event.tags.to_vec();
+    tags.sort_unstable();
+    let tags = (!tags.is_empty()).then_some(tags);
+    let mut params = params.to_vec();
+    params.push(&tags);
     let row = client
         .query_one(
             "INSERT INTO event (digest, logtime, received_at, facility, severity, hostname, \
-             program, message, raw, structured_data, userid) \
-             VALUES (sha256($8::text::bytea), $1, $1, 1, $2, $3, $4, $5, $6, $7, $9) \
+             program, message, raw, structured_data, userid, tags) \
+             VALUES (sha256($8::text::bytea), $1, $1, 1, $2, $3, $4, $5, $6, $7, $9, $10) \
              RETURNING id",
             &params,
         )
