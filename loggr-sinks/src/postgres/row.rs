@@ -1,6 +1,8 @@
 //! How an [`Event`] becomes a row (the staging table, the binary values) and comes back
 //! ([`load_event`]).
 
+use std::borrow::Cow;
+
 use loggr_core::{ContentId, Event, Facility, Severity, Tags, Text, Timestamp, Value};
 use tokio_postgres::Client;
 
@@ -100,8 +102,12 @@ pub(crate) const INSERT_QUARANTINE: &str = "INSERT INTO quarantine (digest, sqls
      event, raw) VALUES ($1, $2, $3, CAST($4::text AS json), $5) ON CONFLICT (digest) DO NOTHING";
 
 /// Writes the [`EVENT_FIELDS`] fields of the event's row; `id` is its content id. Returns
-/// whether the event has tags (which then need `tag` rows).
-pub(crate) fn write_event(buf: &mut CopyBuf, id: &ContentId, event: &Event) -> bool {
+/// the tag names it wrote (empty when none), which the direct path's `tag` rows repeat.
+pub(crate) fn write_event<'a>(
+    buf: &mut CopyBuf,
+    id: &ContentId,
+    event: &'a Event,
+) -> Vec<Cow<'a, str>> {
     let text = |buf: &mut CopyBuf, value: &Option<Text>| {
         buf.text(value.as_deref().map(pg_text).as_deref());
     };
@@ -125,7 +131,7 @@ pub(crate) fn write_event(buf: &mut CopyBuf, id: &ContentId, event: &Event) -> b
     let tags = tag_names(event);
     buf.text_array(tags.iter().map(|tag| tag.as_ref()));
     buf.jsonb_with(|out| extra_json(event, out));
-    !tags.is_empty()
+    tags
 }
 
 /// Reads a stored event back by its content id, as far as the schema keeps it: the header

@@ -1,5 +1,6 @@
 //! [`PostgresSink`]: the runtime of the `postgres` sink (see the [module docs](super)).
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 
@@ -11,8 +12,8 @@ use tokio_postgres::{Client, NoTls, Statement, Transaction};
 use super::copy::CopyWriter;
 use super::error::{describe, is_data_error};
 use super::row::{
-    pg_text, tag_names, write_event, COPY_EVENT, COPY_EVENT_WITH_ID, COPY_STAGE, COPY_TAG,
-    CREATE_STAGE, EVENT_FIELDS, ID_SEQUENCE, INSERT_QUARANTINE, INSERT_STAGED, RESERVE_IDS,
+    pg_text, write_event, COPY_EVENT, COPY_EVENT_WITH_ID, COPY_STAGE, COPY_TAG, CREATE_STAGE,
+    EVENT_FIELDS, ID_SEQUENCE, INSERT_QUARANTINE, INSERT_STAGED, RESERVE_IDS,
 };
 use super::schema::{check_schema, migrate};
 use super::{PgError, PostgresSinkConfig};
@@ -417,8 +418,9 @@ impl Session {
                 let event_id: i64 = reserved.try_get(0)?;
                 let row = writer.row(EVENT_FIELDS + 1).await?;
                 row.i64(event_id);
-                if write_event(row, id, event) {
-                    tagged.push((event_id, *event));
+                let tags = write_event(row, id, event);
+                if !tags.is_empty() {
+                    tagged.push((event_id, tags));
                 }
             }
             let inserted = writer.finish().await?;
@@ -484,16 +486,17 @@ impl Session {
 }
 
 impl Statements {
-    /// Copies in the `tag` rows of new events, given with their `id`.
+    /// Copies in the `tag` rows of new events: each `id` with the tag names written in its
+    /// row.
     async fn copy_tags(
         &self,
         transaction: &Transaction<'_>,
-        events: &[(i64, &Event)],
+        events: &[(i64, Vec<Cow<'_, str>>)],
     ) -> Result<(), tokio_postgres::Error> {
         let copy = transaction.copy_in(&self.copy_tag).await?;
         let mut writer = CopyWriter::new(copy);
-        for (id, event) in events {
-            for name in tag_names(event) {
+        for (id, names) in events {
+            for name in names {
                 let row = writer.row(2).await?;
                 row.i64(*id);
                 row.bytes(name.as_bytes());

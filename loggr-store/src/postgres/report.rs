@@ -240,9 +240,9 @@ pub(super) async fn record_run(
     Ok(())
 }
 
-/// Old events that still hold personal data.
-const OLD_WITH_DATA: &str = "logtime < $1 AND \
-    (raw IS NOT NULL OR userid IS NOT NULL OR (message IS NOT NULL AND message <> ''))";
+/// An event that still holds personal data (besides its fields).
+const WITH_DATA: &str =
+    "(raw IS NOT NULL OR userid IS NOT NULL OR (message IS NOT NULL AND message <> ''))";
 
 pub(super) async fn anonymise(
     client: &Client,
@@ -255,7 +255,7 @@ pub(super) async fn anonymise(
     // moved into `event.extra`. One update per event: a statement may change a row once.
     let sql = if dryrun {
         format!(
-            "SELECT (SELECT count(*) FROM event WHERE {OLD_WITH_DATA}), \
+            "SELECT (SELECT count(*) FROM event WHERE logtime < $1 AND {WITH_DATA}), \
              (SELECT coalesce(sum(jsonb_array_length(extra)), 0) FROM event \
               WHERE logtime < $1 AND extra IS NOT NULL)"
         )
@@ -263,8 +263,8 @@ pub(super) async fn anonymise(
         format!(
             "WITH old AS MATERIALIZED \
                  (SELECT id, coalesce(jsonb_array_length(extra), 0) AS fields, \
-                         ({OLD_WITH_DATA}) AS with_data \
-                  FROM event WHERE logtime < $1 AND (extra IS NOT NULL OR ({OLD_WITH_DATA}))), \
+                         {WITH_DATA} AS with_data \
+                  FROM event WHERE logtime < $1 AND (extra IS NOT NULL OR {WITH_DATA})), \
                   cleared AS (UPDATE event e SET raw = NULL, message = '', userid = NULL, \
                                                  extra = NULL \
                               FROM old WHERE e.id = old.id RETURNING old.fields, old.with_data) \
