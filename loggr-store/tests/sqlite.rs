@@ -257,3 +257,137 @@ async fn a_new_database_gets_16_kib_pages_and_an_existing_one_keeps_its_own() {
     drop(store);
     assert_eq!(page_size(&existing), 4096);
 }
+
+/// Events `range` of the known set (`common::event`).
+fn events(range: std::ops::Range<i64>) -> Vec<Event> {
+    range.map(event).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_waiting_together_are_answered_each_and_one_that_fails_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(&dir));
+    // A batch holding this message cannot be stored.
+    store
+        .with_writer(|conn| {
+            conn.execute_batch(
+                "CREATE TRIGGER poison BEFORE INSERT ON event WHEN new.message = 'poison' \
+                 BEGIN SELECT RAISE(ABORT, 'poisoned'); END;",
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    // Hold the writer, so that the batches below wait for it together.
+    let (held, is_held) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let holder = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            store.with_writer(|_| {
+                held.send(()).unwrap();
+                released.recv().unwrap();
+                Ok(())
+            })
+        })
+    };
+    is_held.recv().unwrap();
+    let insert = |batch: Vec<Event>| {
+        let store = store.clone();
+        tokio::spawn(async move { store.insert(&batch).await })
+    };
+    // The inserting thread takes this one and waits for the writer with it…
+    let first = insert(events(0..10));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // …while these three queue, to be inserted in one transaction.
+    let mut poisoned = events(10..20);
+    poisoned[3].message = Some("poison".into());
+    let poisoned = insert(poisoned);
+    let good = insert(events(20..30));
+    let again = insert(events(0..10).into_iter().chain(events(30..35)).collect());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    release.send(()).unwrap();
+    holder.join().unwrap().unwrap();
+
+    let stats = |inserted, duplicates| loggr_store::InsertStats {
+        inserted,
+        duplicates,
+    };
+    assert_eq!(first.await.unwrap().unwrap(), stats(10, 0));
+    let error = poisoned.await.unwrap().unwrap_err();
+    assert!(error.to_string().contains("poisoned"), "{error}");
+    assert_eq!(good.await.unwrap().unwrap(), stats(10, 0));
+    assert_eq!(again.await.unwrap().unwrap(), stats(5, 10));
+    assert_eq!(store.status(Duration::ZERO).await.unwrap().events, 25);
+    let listed = store.events(&EventFilter::default(), 100).await.unwrap();
+    assert!(
+        listed.iter().all(|e| {
+            let n: i64 = e.message.as_deref().unwrap()["message ".len()..]
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            !(10..20).contains(&n)
+        }),
+        "nothing of the failed batch is stored"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_inserts_store_every_event_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(&dir));
+    // Eight tasks, task t inserting events 250 t to 250 t + 400 in batches of 50: the last
+    // 150 of each are the next task's first. Every event stored once, every repeat counted.
+    let tasks: Vec<_> = (0..8)
+        .map(|task| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut total = loggr_store::InsertStats::default();
+                for start in (task * 250..task * 250 + 400).step_by(50) {
+                    let stats = store.insert(&events(start..start + 50)).await.unwrap();
+                    total.inserted += stats.inserted;
+                    total.duplicates += stats.duplicates;
+                }
+                total
+            })
+        })
+        .collect();
+    let mut inserted = 0;
+    let mut duplicates = 0;
+    for task in tasks {
+        let stats = task.await.unwrap();
+        inserted += stats.inserted;
+        duplicates += stats.duplicates;
+    }
+    assert_eq!(inserted, 7 * 250 + 400);
+    assert_eq!(duplicates, 7 * 150);
+    assert_eq!(
+        store.status(Duration::ZERO).await.unwrap().events,
+        7 * 250 + 400
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_full_durability_an_insert_whose_wal_cannot_be_synced_is_not_reported_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    assert_eq!(
+        store.insert(&events(0..5)).await.unwrap().inserted,
+        5,
+        "synced"
+    );
+    // SQLite keeps writing to its open descriptor of the unlinked file; the store's sync
+    // opens the file by name to fsync it, and cannot.
+    std::fs::remove_file(dir.path().join("data/loggr.db-wal")).unwrap();
+    let error = store.insert(&events(5..10)).await.unwrap_err();
+    assert!(error.to_string().contains("loggr.db-wal"), "{error}");
+
+    // Without the promise of surviving a power loss, there is nothing to sync.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = SqliteConfig::new(dir.path().join("data/loggr.db"));
+    config.synchronous = loggr_store::Synchronous::Normal;
+    let store = SqliteStore::open(config).unwrap();
+    std::fs::remove_file(dir.path().join("data/loggr.db-wal")).unwrap();
+    assert_eq!(store.insert(&events(0..5)).await.unwrap().inserted, 5);
+}

@@ -6,13 +6,21 @@
 //! loss; with [`Synchronous::Normal`] it survives a crash or `kill -9` of loggr, and a power
 //! loss may undo the last commits. [`Store::insert`] returns after the commit either way.
 //!
-//! SQLite calls block: on a multi-threaded Tokio runtime they run in
-//! [`tokio::task::block_in_place`], so the other tasks of the worker move elsewhere while a
-//! batch commits.
+//! Inserts are pipelined. The caller of [`Store::insert`] computes its batch's column
+//! values ([`EventRows`]) and hands them to the store's inserting thread, which uses the
+//! writing connection from that one thread and inserts every batch waiting in one
+//! transaction (group commit). Under [`Synchronous::Full`] the caller then syncs the WAL
+//! itself ([`WalSync`]) while the thread goes on with the next batches: with two callers (a
+//! sink's `writers = 2`) SQLite inserts one batch while the other is prepared or synced.
+//!
+//! The other SQLite calls block: on a multi-threaded Tokio runtime they run in
+//! [`tokio::task::block_in_place`], so the other tasks of the worker move elsewhere.
 
+use std::borrow::Cow;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -127,7 +135,13 @@ impl SqliteConfig {
 /// The embedded store (see the [module docs](self)).
 pub struct SqliteStore {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    /// Inserts the batches of [`Store::insert`]; stopped first when the store is dropped.
+    inserter: Inserter,
+    /// The writing connection: the inserting thread's, and [`with_writer`](Self::with_writer)'s.
+    writer: Arc<Mutex<Connection>>,
+    /// Set when the writer runs with `synchronous = NORMAL` on behalf of
+    /// [`Synchronous::Full`].
+    wal_sync: Option<Arc<WalSync>>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     /// Stops the checkpointer thread when the store is dropped.
@@ -226,6 +240,62 @@ impl Drop for Checkpointer {
     }
 }
 
+/// Durability of [`Synchronous::Full`] without holding the writer during the fsync: the
+/// writing connection runs with `synchronous = NORMAL` (a commit appends its frames to the
+/// WAL file and returns; SQLite itself syncs the WAL before each checkpoint, the database
+/// after, and the WAL's header when it starts over), and the commit's caller, after
+/// releasing the writer, `fdatasync`s the WAL file before it reports the commit done. A
+/// commit's frames are written when it returns, so a sync begun after it covers it, and
+/// every commit before it: one sync serves all commits made while the previous one ran
+/// (group commit). With SQLite's own `FULL`, each commit fsyncs while holding the writer,
+/// and nothing else is inserted meanwhile.
+#[derive(Debug)]
+struct WalSync {
+    /// The `-wal` file beside the database, opened for each sync (it is the same file for
+    /// as long as the store's connections are open, but a descriptor kept could outlive it).
+    wal: PathBuf,
+    /// Commits made so far, counted under the writer's lock after each one.
+    committed: AtomicU64,
+    /// How many of them a finished sync covered; held while syncing, so that the next
+    /// caller waits for the sync in progress and then finds its commit covered or syncs
+    /// all commits made meanwhile.
+    synced: Mutex<u64>,
+}
+
+impl WalSync {
+    fn new(database: &Path) -> WalSync {
+        let mut wal = database.as_os_str().to_owned();
+        wal.push("-wal");
+        WalSync {
+            wal: PathBuf::from(wal),
+            committed: AtomicU64::new(0),
+            synced: Mutex::new(0),
+        }
+    }
+
+    /// Counts a commit (called holding the writer); returns its number.
+    fn committed(&self) -> u64 {
+        self.committed.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Returns once commit number `commit` and every one before it are on disk.
+    fn sync_through(&self, commit: u64) -> Result<(), StoreError> {
+        let mut synced = lock(&self.synced);
+        if *synced >= commit {
+            return Ok(());
+        }
+        let covered = self.committed.load(Ordering::SeqCst);
+        let wal = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.wal)
+            .map_err(|e| io_error(&self.wal, e))?;
+        wal.sync_data().map_err(|e| io_error(&self.wal, e))?;
+        *synced = covered;
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteStore")
@@ -254,7 +324,7 @@ fn blocking<T>(work: impl FnOnce() -> T) -> T {
 
 /// A lock that a panic elsewhere did not make unusable: SQLite's state is the database's,
 /// and a transaction left open by the panic was rolled back when it was dropped.
-fn lock(mutex: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -304,6 +374,14 @@ impl SqliteStore {
             config.synchronous.pragma()
         ))?;
         migrate(&mut writer)?;
+        // Full durability from here on by syncing the WAL outside the writer's lock.
+        let wal_sync = match config.synchronous {
+            Synchronous::Full => {
+                writer.execute_batch("PRAGMA synchronous = NORMAL")?;
+                Some(Arc::new(WalSync::new(&config.path)))
+            }
+            Synchronous::Normal => None,
+        };
         let mut readers = Vec::with_capacity(config.readers.max(1));
         for _ in 0..config.readers.max(1) {
             let reader = Connection::open_with_flags(
@@ -316,9 +394,13 @@ impl SqliteStore {
         }
         let checkpointer = Checkpointer::start(&config.path, busy)?;
         tracing::info!(path = %config.path.display(), synchronous = ?config.synchronous, "SQLite store open");
+        let writer = Arc::new(Mutex::new(writer));
+        let inserter = Inserter::start(&config.path, writer.clone(), wal_sync.clone())?;
         Ok(SqliteStore {
             path: config.path,
-            writer: Mutex::new(writer),
+            inserter,
+            writer,
+            wal_sync,
             readers,
             next_reader: AtomicUsize::new(0),
             _checkpointer: checkpointer,
@@ -344,14 +426,27 @@ impl SqliteStore {
     /// Runs `work` on the writing connection (for the tables the trait does not cover:
     /// the importer's file registry, the reporter's run log, maintenance).
     ///
+    /// Under [`Synchronous::Full`], what `work` committed is on disk when this returns.
+    ///
     /// # Errors
     ///
-    /// What `work` returns.
+    /// What `work` returns, or the WAL's sync failing.
     pub fn with_writer<T>(
         &self,
         work: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        blocking(|| work(&mut lock(&self.writer)))
+        blocking(|| {
+            let (result, commit) = {
+                let mut writer = lock(&self.writer);
+                let result = work(&mut writer);
+                (result, self.wal_sync.as_ref().map(|sync| sync.committed()))
+            };
+            let value = result?;
+            if let (Some(wal_sync), Some(commit)) = (&self.wal_sync, commit) {
+                wal_sync.sync_through(commit)?;
+            }
+            Ok(value)
+        })
     }
 
     /// Runs `work` on a reading connection.
@@ -395,69 +490,273 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 /// Stored text of an optional header field.
-fn text(value: &Option<loggr_core::Text>) -> Option<std::borrow::Cow<'_, str>> {
+fn text(value: &Option<loggr_core::Text>) -> Option<Cow<'_, str>> {
     value.as_deref().map(store_text)
 }
 
-fn insert_batch(conn: &mut Connection, events: &[Event]) -> Result<InsertStats, StoreError> {
-    let mut stats = InsertStats::default();
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    {
-        let mut insert = tx.prepare_cached(INSERT_EVENT)?;
-        let mut insert_tag = tx.prepare_cached(INSERT_TAG)?;
-        let mut fields = Vec::with_capacity(256);
+/// Where a value is in [`EventRows::text`] or [`EventRows::raw`], if the event has one.
+type Span = Option<Range<usize>>;
+
+/// One event's `event` row, computed before it reaches the inserting thread.
+struct EventRow {
+    digest: [u8; 32],
+    logtime: i64,
+    received_at: i64,
+    reported: bool,
+    facility: u8,
+    severity: u8,
+    hostname: Span,
+    program: Span,
+    pid: Span,
+    msgid: Span,
+    userid: Span,
+    message: Span,
+    structured_data: Span,
+    /// The extra info, packed ([`extra_json`]).
+    fields: Span,
+    raw: Span,
+    /// Its tags: where they are in [`EventRows::tags`].
+    tags: Range<usize>,
+}
+
+/// A batch's rows, one per event in order. Their texts are end to end in one buffer, their
+/// raw bytes in another: two allocations for the batch, none per event, and nothing
+/// borrowed from the events, so that the batch can go to the inserting thread.
+struct EventRows {
+    rows: Vec<EventRow>,
+    text: String,
+    raw: Vec<u8>,
+    /// The tag names, in `text`.
+    tags: Vec<Range<usize>>,
+}
+
+impl EventRows {
+    /// The rows of `events`: their content ids, texts and JSON.
+    fn of(events: &[Event]) -> Result<EventRows, StoreError> {
+        let mut batch = EventRows {
+            rows: Vec::with_capacity(events.len()),
+            text: String::with_capacity(events.len() * 192),
+            raw: Vec::with_capacity(events.len() * 224),
+            tags: Vec::new(),
+        };
+        let mut packed = Vec::with_capacity(256);
         for event in events {
-            let digest = event.content_id();
-            let hostname = text(&event.hostname);
-            let program = text(&event.app_name);
-            let pid = text(&event.procid);
-            let msgid = text(&event.msgid);
-            let message = text(&event.message);
-            let userid = userid(event);
-            let structured = structured_data_json(&event.structured_data)
-                .map(|json| String::from_utf8_lossy(&json).into_owned());
-            let packed = if extra_json(event, &mut fields) {
-                Some(
-                    std::str::from_utf8(&fields).map_err(|e| StoreError::Decode {
-                        what: "extra info",
-                        message: e.to_string(),
-                    })?,
-                )
+            let fields = if extra_json(event, &mut packed) {
+                let json = std::str::from_utf8(&packed).map_err(|e| StoreError::Decode {
+                    what: "extra info",
+                    message: e.to_string(),
+                })?;
+                batch.push_text(Some(json))
             } else {
                 None
             };
+            let structured_data = structured_data_json(&event.structured_data)
+                .map(|json| String::from_utf8_lossy(&json).into_owned());
+            let tags_start = batch.tags.len();
+            for name in tag_names(event) {
+                let span = batch.push_text(Some(&name)).unwrap_or_default();
+                batch.tags.push(span);
+            }
+            let raw = event.raw.as_deref().map(|raw| {
+                let start = batch.raw.len();
+                batch.raw.extend_from_slice(raw);
+                start..batch.raw.len()
+            });
+            let row = EventRow {
+                digest: event.content_id().0,
+                logtime: micros(event.timestamp.unwrap_or(event.received_at)),
+                received_at: micros(event.received_at),
+                reported: event.timestamp.is_some(),
+                facility: event.facility.code(),
+                severity: event.severity.code(),
+                hostname: batch.push_text(text(&event.hostname).as_deref()),
+                program: batch.push_text(text(&event.app_name).as_deref()),
+                pid: batch.push_text(text(&event.procid).as_deref()),
+                msgid: batch.push_text(text(&event.msgid).as_deref()),
+                userid: batch.push_text(userid(event).as_deref()),
+                message: batch.push_text(text(&event.message).as_deref()),
+                structured_data: batch.push_text(structured_data.as_deref()),
+                fields,
+                raw,
+                tags: tags_start..batch.tags.len(),
+            };
+            batch.rows.push(row);
+        }
+        Ok(batch)
+    }
+
+    fn push_text(&mut self, value: Option<&str>) -> Span {
+        value.map(|value| {
+            let start = self.text.len();
+            self.text.push_str(value);
+            start..self.text.len()
+        })
+    }
+
+    fn text(&self, span: &Span) -> Option<&str> {
+        span.clone().map(|span| &self.text[span])
+    }
+
+    /// Inserts the rows (skipping stored ones) and their tags, in `tx`'s transaction.
+    fn insert(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        insert: &mut rusqlite::CachedStatement<'_>,
+        insert_tag: &mut rusqlite::CachedStatement<'_>,
+    ) -> Result<InsertStats, StoreError> {
+        let mut stats = InsertStats::default();
+        for row in &self.rows {
             let changed = insert.execute(params![
-                &digest.0[..],
-                micros(event.timestamp.unwrap_or(event.received_at)),
-                micros(event.received_at),
-                event.timestamp.is_some(),
-                event.facility.code(),
-                event.severity.code(),
-                hostname.as_deref(),
-                program.as_deref(),
-                pid.as_deref(),
-                msgid.as_deref(),
-                userid.as_deref(),
-                message.as_deref(),
-                structured,
-                event.raw.as_deref(),
-                packed,
+                &row.digest[..],
+                row.logtime,
+                row.received_at,
+                row.reported,
+                row.facility,
+                row.severity,
+                self.text(&row.hostname),
+                self.text(&row.program),
+                self.text(&row.pid),
+                self.text(&row.msgid),
+                self.text(&row.userid),
+                self.text(&row.message),
+                self.text(&row.structured_data),
+                row.raw.clone().map(|span| &self.raw[span]),
+                self.text(&row.fields),
             ])?;
             if changed == 0 {
                 stats.duplicates += 1;
                 continue;
             }
             stats.inserted += 1;
-            if !event.tags.is_empty() {
+            if !row.tags.is_empty() {
                 let id = tx.last_insert_rowid();
-                for name in tag_names(event) {
-                    insert_tag.execute(params![id, name.as_ref()])?;
+                for name in &self.tags[row.tags.clone()] {
+                    insert_tag.execute(params![id, &self.text[name.clone()]])?;
                 }
             }
+        }
+        Ok(stats)
+    }
+}
+
+/// Inserts `batches` in one transaction; their stats in order.
+fn insert_group(
+    conn: &mut Connection,
+    batches: &[&EventRows],
+) -> Result<Vec<InsertStats>, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut stats = Vec::with_capacity(batches.len());
+    {
+        let mut insert = tx.prepare_cached(INSERT_EVENT)?;
+        let mut insert_tag = tx.prepare_cached(INSERT_TAG)?;
+        for batch in batches {
+            stats.push(batch.insert(&tx, &mut insert, &mut insert_tag)?);
         }
     }
     tx.commit()?;
     Ok(stats)
+}
+
+/// What the inserting thread answers: the batch's stats and its commit's number
+/// ([`WalSync::committed`]; 0 without one).
+type InsertReply = Result<(InsertStats, u64), StoreError>;
+
+/// A batch for the inserting thread, and where its answer goes.
+struct InsertRequest {
+    rows: EventRows,
+    reply: tokio::sync::oneshot::Sender<InsertReply>,
+}
+
+/// Events the inserting thread puts in one transaction at most (whole batches: one batch
+/// larger than this goes alone).
+const GROUP_EVENTS: usize = 20_000;
+
+/// The thread that inserts [`Store::insert`]'s batches: it takes every batch waiting (up to
+/// [`GROUP_EVENTS`]) and inserts them in one transaction, then answers each. When that
+/// transaction fails, it inserts each batch in a transaction of its own, so that one batch
+/// that cannot be stored does not fail the others.
+struct Inserter {
+    requests: Option<std::sync::mpsc::Sender<InsertRequest>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Inserter {
+    fn start(
+        path: &Path,
+        writer: Arc<Mutex<Connection>>,
+        wal_sync: Option<Arc<WalSync>>,
+    ) -> Result<Inserter, StoreError> {
+        let (requests, waiting) = std::sync::mpsc::channel::<InsertRequest>();
+        let commit = move |conn: &mut Connection, batches: &[&EventRows]| {
+            let stats = insert_group(conn, batches)?;
+            Ok::<_, StoreError>((stats, wal_sync.as_ref().map_or(0, |sync| sync.committed())))
+        };
+        let thread = std::thread::Builder::new()
+            .name("sqlite-insert".into())
+            .spawn(move || {
+                while let Ok(first) = waiting.recv() {
+                    let mut group = vec![first];
+                    let mut events = group[0].rows.rows.len();
+                    while events < GROUP_EVENTS {
+                        let Ok(next) = waiting.try_recv() else { break };
+                        events += next.rows.rows.len();
+                        group.push(next);
+                    }
+                    let mut conn = lock(&writer);
+                    let batches: Vec<&EventRows> = group.iter().map(|r| &r.rows).collect();
+                    let result = commit(&mut conn, &batches);
+                    drop(batches);
+                    match result {
+                        Ok((stats, number)) => {
+                            drop(conn);
+                            for (request, stats) in group.into_iter().zip(stats) {
+                                let _ = request.reply.send(Ok((stats, number)));
+                            }
+                        }
+                        Err(error) if group.len() == 1 => {
+                            drop(conn);
+                            if let Some(request) = group.pop() {
+                                let _ = request.reply.send(Err(error));
+                            }
+                        }
+                        Err(_) => {
+                            for request in group {
+                                let answer = commit(&mut conn, &[&request.rows])
+                                    .map(|(mut stats, number)| (stats.remove(0), number));
+                                let _ = request.reply.send(answer);
+                            }
+                        }
+                    }
+                }
+            })
+            .map_err(|e| io_error(path, e))?;
+        Ok(Inserter {
+            requests: Some(requests),
+            thread: Some(thread),
+        })
+    }
+
+    /// Hands `rows` to the thread; their answer comes on the returned receiver.
+    fn submit(
+        &self,
+        rows: EventRows,
+    ) -> Result<tokio::sync::oneshot::Receiver<InsertReply>, StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.requests
+            .as_ref()
+            .and_then(|requests| requests.send(InsertRequest { rows, reply }).ok())
+            .ok_or_else(|| StoreError::Task("the SQLite inserting thread stopped".into()))?;
+        Ok(answer)
+    }
+}
+
+impl Drop for Inserter {
+    fn drop(&mut self) {
+        drop(self.requests.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// The statement and parameters listing `limit` events matching `filter`, newest first.
@@ -818,7 +1117,15 @@ impl Store for SqliteStore {
     }
 
     async fn insert(&self, events: &[Event]) -> Result<InsertStats, StoreError> {
-        self.with_writer(|conn| insert_batch(conn, events))
+        let rows = EventRows::of(events)?;
+        let answer = self.inserter.submit(rows)?;
+        let (stats, commit) = answer.await.map_err(|_| {
+            StoreError::Task("the SQLite inserting thread stopped before answering".into())
+        })??;
+        if let Some(wal_sync) = &self.wal_sync {
+            blocking(|| wal_sync.sync_through(commit))?;
+        }
+        Ok(stats)
     }
 
     async fn events(
