@@ -7,10 +7,10 @@
 //! loss may undo the last commits. [`Store::insert`] returns after the commit either way.
 //!
 //! Inserts are pipelined. The caller of [`Store::insert`] computes its batch's column
-//! values ([`EventRows`]) and hands them to the store's inserting thread, which uses the
+//! values (`EventRows`) and hands them to the store's inserting thread, which uses the
 //! writing connection from that one thread and inserts every batch waiting in one
 //! transaction (group commit). Under [`Synchronous::Full`] the caller then syncs the WAL
-//! itself ([`WalSync`]) while the thread goes on with the next batches: with two callers (a
+//! itself (`WalSync`) while the thread goes on with the next batches: with two callers (a
 //! sink's `writers = 2`) SQLite inserts one batch while the other is prepared or synced.
 //!
 //! The other SQLite calls block: on a multi-threaded Tokio runtime they run in
