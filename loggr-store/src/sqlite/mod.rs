@@ -551,10 +551,10 @@ impl EventRows {
                 None
             };
             let structured_data = structured_data_json(&event.structured_data)
-                .map(|json| String::from_utf8_lossy(&json).into_owned());
+                .and_then(|json| batch.push_text(Some(&String::from_utf8_lossy(&json))));
             let tags_start = batch.tags.len();
             for name in tag_names(event) {
-                let span = batch.push_text(Some(&name)).unwrap_or_default();
+                let span = batch.push_str(&name);
                 batch.tags.push(span);
             }
             let raw = event.raw.as_deref().map(|raw| {
@@ -575,7 +575,7 @@ impl EventRows {
                 msgid: batch.push_text(text(&event.msgid).as_deref()),
                 userid: batch.push_text(userid(event).as_deref()),
                 message: batch.push_text(text(&event.message).as_deref()),
-                structured_data: batch.push_text(structured_data.as_deref()),
+                structured_data,
                 fields,
                 raw,
                 tags: tags_start..batch.tags.len(),
@@ -585,12 +585,14 @@ impl EventRows {
         Ok(batch)
     }
 
+    fn push_str(&mut self, value: &str) -> Range<usize> {
+        let start = self.text.len();
+        self.text.push_str(value);
+        start..self.text.len()
+    }
+
     fn push_text(&mut self, value: Option<&str>) -> Span {
-        value.map(|value| {
-            let start = self.text.len();
-            self.text.push_str(value);
-            start..self.text.len()
-        })
+        value.map(|value| self.push_str(value))
     }
 
     fn text(&self, span: &Span) -> Option<&str> {
@@ -705,7 +707,6 @@ impl Inserter {
                     let mut conn = lock(&writer);
                     let batches: Vec<&EventRows> = group.iter().map(|r| &r.rows).collect();
                     let result = commit(&mut conn, &batches);
-                    drop(batches);
                     match result {
                         Ok((stats, number)) => {
                             drop(conn);
