@@ -49,9 +49,9 @@ fn start(data: &Path, ports: &Ports, log: &Path) -> Daemon {
         .env("LOGGR_METRICS", format!("127.0.0.1:{}", ports.metrics))
         .env("LOGGR_WEB", format!("127.0.0.1:{}", ports.web))
         .env_remove("LOGGR_WEB_ADMIN_HASH");
-    let daemon = Daemon::spawn_command(command, "loggr", log);
-    wait_port(ports.relp, "loggr's RELP listener", Duration::from_secs(60));
-    wait_port(ports.tcp, "loggr's TCP listener", Duration::from_secs(10));
+    let mut daemon = Daemon::spawn_command(command, "loggr", log);
+    daemon.wait_port(ports.relp, log, Duration::from_secs(60));
+    daemon.wait_port(ports.tcp, log, Duration::from_secs(10));
     daemon
 }
 

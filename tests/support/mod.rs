@@ -10,13 +10,29 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A free TCP port on 127.0.0.1.
+/// The ports [`free_port`] hands out: below Linux's ephemeral range (32768 and up).
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A port free for TCP and UDP on 127.0.0.1, for a daemon to bind later; each call in a test
+/// process gives another one. It is taken below the kernel's ephemeral range, where the
+/// operating system never puts the local end of an outgoing connection: a port the kernel
+/// picked (`bind` to port 0) was taken, now and then, by a connection of a test running
+/// beside, before the daemon started and bound it ("Address already in use").
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let span = TEST_PORTS.end - TEST_PORTS.start;
+    // Test binaries running at once start from different places.
+    let offset = (std::process::id() % u32::from(span)) as u16;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % span;
+        let port = TEST_PORTS.start + (offset + n) % span;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+        {
+            return port;
+        }
+    }
+    panic!("no free port in {TEST_PORTS:?}");
 }
 
 /// Whether something accepts connections on `port`.
@@ -438,6 +454,24 @@ impl Daemon {
     pub fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Waits until the daemon accepts connections on `port`; panics with the daemon's log if
+    /// it exits first or `timeout` passes (the log is otherwise lost with the test's
+    /// temporary directory).
+    pub fn wait_port(&mut self, port: u16, log: &Path, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !port_open(port) {
+            let exited = self.child.try_wait().unwrap();
+            if exited.is_some() || Instant::now() >= deadline {
+                panic!(
+                    "{} did not listen on {port} within {timeout:?} (exit: {exited:?}); its log:\n{}",
+                    self.name,
+                    std::fs::read_to_string(log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
