@@ -11,7 +11,9 @@ use crate::{Store, StoreError};
 ///   operator created (`loggr_ctl init-db`); `application_name` names the connections.
 ///   Nothing connects before the first call. Needs the `postgres` feature.
 /// - `sqlite:PATH` or a plain `PATH`: the embedded SQLite store (created when missing).
-///   Needs the `sqlite` feature.
+///   Needs the `sqlite` feature. Opening a file that a `sqlite` sink or an earlier call of
+///   this process holds open, with the same settings, gives the same store (one writer,
+///   one checkpointing thread per database).
 ///
 /// ```no_run
 /// # fn demo() -> Result<(), loggr_store::StoreError> {
@@ -39,9 +41,7 @@ pub fn open(database: &str, application_name: &str) -> Result<Arc<dyn Store>, St
     let path = database.strip_prefix("sqlite:").unwrap_or(database);
     #[cfg(feature = "sqlite")]
     {
-        Ok(Arc::new(crate::SqliteStore::open(
-            crate::SqliteConfig::new(path),
-        )?))
+        Ok(crate::sink::shared_store(crate::SqliteConfig::new(path))?)
     }
     #[cfg(not(feature = "sqlite"))]
     {

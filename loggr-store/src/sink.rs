@@ -88,9 +88,10 @@ impl SinkConfig for SqliteConfig {
     }
 }
 
-/// The store open for `config` in this process (a sink's other writer opened it), or a new
-/// one. Kept only while a sink holds it.
-fn shared_store(config: SqliteConfig) -> Result<Arc<SqliteStore>, StoreError> {
+/// The store open for `config` in this process (a sink's other writer, the web frontend or
+/// the reporter opened it: [`open`](crate::open)), or a new one. Kept only while one of them
+/// holds it.
+pub(crate) fn shared_store(config: SqliteConfig) -> Result<Arc<SqliteStore>, StoreError> {
     static OPEN: Mutex<Vec<(SqliteConfig, Weak<SqliteStore>)>> = Mutex::new(Vec::new());
     let mut open = OPEN
         .lock()
@@ -132,5 +133,18 @@ mod tests {
         assert!(!Arc::ptr_eq(&first, &shared_store(other).unwrap()));
         // The list does not keep a store open: only the sinks' references count.
         assert_eq!(Arc::strong_count(&first), 2);
+    }
+
+    #[test]
+    fn the_web_frontend_and_reporter_open_the_sinks_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("loggr.db");
+        let sink = shared_store(SqliteConfig::new(&path)).unwrap();
+        let setting = format!("sqlite:{}", path.display());
+        let opened = crate::open(&setting, "test").unwrap();
+        assert_eq!(
+            Arc::as_ptr(&opened).cast::<()>(),
+            Arc::as_ptr(&sink).cast::<()>()
+        );
     }
 }

@@ -391,3 +391,58 @@ async fn under_full_durability_an_insert_whose_wal_cannot_be_synced_is_not_repor
     std::fs::remove_file(dir.path().join("data/loggr.db-wal")).unwrap();
     assert_eq!(store.insert(&events(0..5)).await.unwrap().inserted, 5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_runs_of_untagged_events_are_stored_once_each_and_tags_reach_their_own_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    // Event n carries tag `t{n}` when n % 37 == 0 and no tag otherwise: runs of 36 untagged
+    // events, and a run of 150 at the end (more than one statement's worth).
+    let batch = |range: std::ops::Range<i64>| -> Vec<Event> {
+        range
+            .map(|n| {
+                let mut event = event(n);
+                event.tags.clear();
+                if n % 37 == 0 && n < 300 {
+                    event.add_tag(format!("t{n}"));
+                }
+                event
+            })
+            .collect()
+    };
+    // Events 100..200 twice in the first batch, so that repeats meet inside one statement
+    // and across statements.
+    let first: Vec<Event> = batch(0..300).into_iter().chain(batch(100..200)).collect();
+    let stats = store.insert(&first).await.unwrap();
+    assert_eq!((stats.inserted, stats.duplicates), (300, 100));
+    let second = store.insert(&batch(250..450)).await.unwrap();
+    assert_eq!((second.inserted, second.duplicates), (150, 50));
+    assert_eq!(store.status(Duration::ZERO).await.unwrap().events, 450);
+
+    let conn = rusqlite::Connection::open(dir.path().join("data/loggr.db")).unwrap();
+    let tagged: Vec<(String, String)> = conn
+        .prepare(
+            "SELECT e.message, t.name FROM tag t JOIN event e ON e.id = t.event ORDER BY e.logtime",
+        )
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let expected: Vec<i64> = (0..300).filter(|n| n % 37 == 0).collect();
+    assert_eq!(tagged.len(), expected.len(), "{tagged:?}");
+    for ((message, tag), n) in tagged.iter().zip(expected) {
+        assert_eq!(tag, &format!("t{n}"));
+        assert!(
+            message.starts_with(&format!("message {n} ")),
+            "{message} has {tag}"
+        );
+    }
+    // Every stored event is one of 0..450, once.
+    let distinct: i64 = conn
+        .query_row("SELECT count(DISTINCT message) FROM event", [], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    assert_eq!(distinct, 450);
+}

@@ -12,7 +12,7 @@ CREATE TABLE IF NOT EXISTS event (
     digest          BLOB    NOT NULL CHECK (length(digest) = 32),
     -- The time the sender reported, or `received_at` when it reported none.
     logtime         INTEGER NOT NULL,
-    -- The UTC day of `logtime` (computed when read: no storage, no write cost).
+    -- The UTC day of `logtime` (not stored: computed when read, and by SQLite on insert).
     logdate         TEXT    GENERATED ALWAYS AS (date(logtime / 1000000, 'unixepoch')) VIRTUAL,
     received_at     INTEGER NOT NULL,
     reported        INTEGER NOT NULL DEFAULT 1,
