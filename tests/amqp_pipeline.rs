@@ -17,6 +17,8 @@ use loggr::amqp::lapin::types::FieldTable;
 use loggr::amqp::{delete_topology, TopologyConfig};
 use loggr::{CancellationToken, Event, PipelineBuilder, PipelineConfig};
 
+mod support;
+
 fn amqp_url() -> String {
     std::env::var("LOGGR_TEST_AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
@@ -50,14 +52,6 @@ impl Drop for Cleanup {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn syslog_crosses_rabbitmq_between_two_configured_pipelines() {
     let url = amqp_url();
@@ -86,7 +80,7 @@ async fn syslog_crosses_rabbitmq_between_two_configured_pipelines() {
     );
     let topology: TopologyConfig = toml::from_str(&topology_toml).unwrap();
     let _cleanup = Cleanup(topology.clone());
-    let port = free_port();
+    let port = support::free_port();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.jsonl");
 

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod support;
+
 const OMRELP: &str = "/usr/lib/x86_64-linux-gnu/rsyslog/omrelp.so";
 /// librelp's default window: the most transactions outstanding on one session.
 const OMRELP_WINDOW: u64 = 128;
@@ -58,14 +60,6 @@ impl Drop for Daemon {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn start_receiver(binary: &Path, port: u16, out: &Path) -> Daemon {
@@ -171,7 +165,7 @@ fn rsyslog_omrelp_delivers_100k_messages_exactly_once() {
     let (input, out, port) = (
         dir.path().join("input.log"),
         dir.path().join("events.jsonl"),
-        free_port(),
+        support::free_port(),
     );
     let count = 100_000;
     write_input(&input, "calm", count);
@@ -196,7 +190,7 @@ fn killing_the_receiver_twice_loses_nothing() {
     let (input, out, port) = (
         dir.path().join("input.log"),
         dir.path().join("events.jsonl"),
-        free_port(),
+        support::free_port(),
     );
     let count = 100_000;
     write_input(&input, "crash", count);

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use loggr::relp::{Client, ClientConfig};
 
+mod support;
+
 fn example(name: &str) -> std::path::PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
@@ -25,14 +27,6 @@ fn example(name: &str) -> std::path::PathBuf {
         .join(name)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn wait_port(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -45,7 +39,7 @@ fn wait_port(port: u16) {
 async fn relp_acks_mean_stored_and_sigterm_drains_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("events.jsonl");
-    let (relp, metrics) = (free_port(), free_port());
+    let (relp, metrics) = (support::free_port(), support::free_port());
     let mut daemon = Command::new(example("syslog_server"))
         .args([
             "--relp",
