@@ -9,9 +9,10 @@
 //! Inserts are pipelined. The caller of [`Store::insert`] computes its batch's column
 //! values (`EventRows`) and hands them to the store's inserting thread, which uses the
 //! writing connection from that one thread and inserts every batch waiting in one
-//! transaction (group commit). Under [`Synchronous::Full`] the caller then syncs the WAL
-//! itself (`WalSync`) while the thread goes on with the next batches: with two callers (a
-//! sink's `writers = 2`) SQLite inserts one batch while the other is prepared or synced.
+//! transaction (group commit), untagged events up to 64 in one `INSERT` statement. Under
+//! [`Synchronous::Full`] the caller then syncs the WAL itself (`WalSync`) while the thread
+//! goes on with the next batches: with two callers (a sink's `writers = 2`) SQLite inserts
+//! one batch while the other is prepared or synced.
 //!
 //! The other SQLite calls block: on a multi-threaded Tokio runtime they run in
 //! [`tokio::task::block_in_place`], so the other tasks of the worker move elsewhere.
@@ -87,9 +88,9 @@ const INSERT_COLUMNS: [&str; 15] = [
 
 /// Events one INSERT statement carries at most. One statement of many rows opens its
 /// cursors on the table and its indexes once, and as the rows arrive in (nearly) ascending
-/// keys SQLite appends each on the last page without descending from the root again: one row
-/// per statement spent about a third of the inserting thread on those descents and on
-/// closing the statement.
+/// keys SQLite appends each on the last page without descending from the root again. In
+/// `cargo bench --bench sqlite_store`, one row per statement gave 370 k events/s, 16 rows
+/// 406 k, 64 rows 476–491 k, 256 rows no more.
 const ROWS_PER_INSERT: usize = 64;
 
 /// `INSERT INTO event … VALUES (…), … ON CONFLICT DO NOTHING` for `rows` events, their
