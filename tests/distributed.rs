@@ -31,6 +31,8 @@ struct Chain {
     postgres: PrivatePostgres,
     relp_port: u16,
     env: Vec<(String, String)>,
+    /// Built with the daemons, so that no test times a build of it.
+    loggen: std::path::PathBuf,
     syslog_server: Option<Daemon>,
     collector: Option<Daemon>,
     parser: Option<Daemon>,
@@ -68,6 +70,7 @@ impl Chain {
             postgres,
             relp_port,
             env,
+            loggen: example("loggen"),
             syslog_server: None,
             collector: None,
             parser: None,
@@ -209,7 +212,7 @@ fn loggen_check(file: &Path, run_id: &str, count: u64) -> Tally {
 
 /// Starts `loggen send` over RELP in the background.
 fn loggen_send(chain: &Chain, run_id: &str, count: u64, rate: u64) -> std::process::Child {
-    Command::new(example("loggen"))
+    Command::new(&chain.loggen)
         .args(["send", "--transport", "relp", "--target"])
         .arg(format!("127.0.0.1:{}", chain.relp_port))
         .args(["--count", &count.to_string(), "--rate", &rate.to_string()])
