@@ -8,11 +8,13 @@
 
 use std::collections::HashMap;
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod support;
+
+use support::example;
 
 const OMRELP: &str = "/usr/lib/x86_64-linux-gnu/rsyslog/omrelp.so";
 /// librelp's default window: the most transactions outstanding on one session.
@@ -30,26 +32,6 @@ fn require_rsyslog() {
          or run scripts/test.sh as root)",
         missing.join(" ")
     );
-}
-
-/// Builds (if needed) and locates an example binary of this package.
-fn example(name: &str) -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--quiet", "--example", name])
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building example {name}");
-    let deps = std::env::current_exe().unwrap();
-    let path = deps
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name);
-    assert!(path.exists(), "{} was built", path.display());
-    path
 }
 
 /// Kills the child when dropped (tests never leave daemons behind).

@@ -11,21 +11,7 @@ use loggr::relp::{Client, ClientConfig};
 
 mod support;
 
-fn example(name: &str) -> std::path::PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--quiet", "--example", name])
-        .status()
-        .unwrap();
-    assert!(status.success(), "building example {name}");
-    let deps = std::env::current_exe().unwrap();
-    deps.parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name)
-}
+use support::example;
 
 fn wait_port(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(20);
