@@ -7,11 +7,11 @@
 #
 #   bash scripts/bench-embedded.sh [COUNT] [SIZE] [CONNECTIONS] [WINDOW]
 #
-# Defaults: 300000 messages of 200 bytes over 2 connections, each with up to WINDOW (1024)
+# Defaults: 1000000 messages of 200 bytes over 2 connections, each with up to WINDOW (1024)
 # unacknowledged messages (rsyslog's omrelp keeps up to 128).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-COUNT=${1:-300000}
+COUNT=${1:-1000000}
 SIZE=${2:-200}
 CONNECTIONS=${3:-2}
 WINDOW=${4:-1024}
