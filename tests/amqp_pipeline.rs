@@ -19,6 +19,8 @@ use loggr::{CancellationToken, Event, PipelineBuilder, PipelineConfig};
 
 mod support;
 
+use support::free_port;
+
 fn amqp_url() -> String {
     std::env::var("LOGGR_TEST_AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
@@ -80,7 +82,7 @@ async fn syslog_crosses_rabbitmq_between_two_configured_pipelines() {
     );
     let topology: TopologyConfig = toml::from_str(&topology_toml).unwrap();
     let _cleanup = Cleanup(topology.clone());
-    let port = support::free_port();
+    let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.jsonl");
 

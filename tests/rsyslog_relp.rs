@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 mod support;
 
-use support::example;
+use support::{example, free_port};
 
 const OMRELP: &str = "/usr/lib/x86_64-linux-gnu/rsyslog/omrelp.so";
 /// librelp's default window: the most transactions outstanding on one session.
@@ -147,7 +147,7 @@ fn rsyslog_omrelp_delivers_100k_messages_exactly_once() {
     let (input, out, port) = (
         dir.path().join("input.log"),
         dir.path().join("events.jsonl"),
-        support::free_port(),
+        free_port(),
     );
     let count = 100_000;
     write_input(&input, "calm", count);
@@ -172,7 +172,7 @@ fn killing_the_receiver_twice_loses_nothing() {
     let (input, out, port) = (
         dir.path().join("input.log"),
         dir.path().join("events.jsonl"),
-        support::free_port(),
+        free_port(),
     );
     let count = 100_000;
     write_input(&input, "crash", count);

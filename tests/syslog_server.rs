@@ -11,21 +11,13 @@ use loggr::relp::{Client, ClientConfig};
 
 mod support;
 
-use support::example;
-
-fn wait_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use support::{example, free_port, wait_port};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relp_acks_mean_stored_and_sigterm_drains_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("events.jsonl");
-    let (relp, metrics) = (support::free_port(), support::free_port());
+    let (relp, metrics) = (free_port(), free_port());
     let mut daemon = Command::new(example("syslog_server"))
         .args([
             "--relp",
@@ -39,8 +31,12 @@ async fn relp_acks_mean_stored_and_sigterm_drains_cleanly() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    wait_port(relp);
-    wait_port(metrics);
+    wait_port(
+        relp,
+        "syslog_server's RELP listener",
+        Duration::from_secs(20),
+    );
+    wait_port(metrics, "syslog_server's /metrics", Duration::from_secs(20));
 
     let mut client = Client::connect(&format!("127.0.0.1:{relp}"), ClientConfig::default())
         .await
