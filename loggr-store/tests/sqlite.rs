@@ -195,6 +195,63 @@ async fn a_version_1_store_is_rebuilt_with_its_events_tags_and_deduplication() {
     assert_eq!((stats.inserted, stats.duplicates), (1, 0));
 }
 
+/// Turns the version-3 database at `path` back into a version-2 one, as a store released
+/// with schema version 2 left it: `logdate` a generated column.
+fn downgrade_to_v2(path: &std::path::Path) {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .execute_batch(
+            "ALTER TABLE event ADD COLUMN logdate TEXT \
+             GENERATED ALWAYS AS (date(logtime / 1000000, 'unixepoch')) VIRTUAL; \
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+}
+
+/// The `event` table's columns, generated ones included.
+fn event_columns(path: &std::path::Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut statement = conn
+        .prepare("SELECT name FROM pragma_table_xinfo('event')")
+        .unwrap();
+    statement
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_version_2_store_loses_its_generated_logdate_and_keeps_its_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data/loggr.db");
+    let events: Vec<Event> = (0..20).map(event).collect();
+    let (before, detail_before) = {
+        let store = open(&dir);
+        store.insert(&events).await.unwrap();
+        let listed = store.events(&EventFilter::default(), 100).await.unwrap();
+        let detail = store.event(id_of_4(&listed)).await.unwrap().unwrap();
+        (listed, detail)
+    };
+    assert!(!event_columns(&path).contains(&"logdate".to_owned()));
+    downgrade_to_v2(&path);
+    assert!(event_columns(&path).contains(&"logdate".to_owned()));
+
+    let store = open(&dir);
+    let columns = event_columns(&path);
+    assert!(!columns.contains(&"logdate".to_owned()), "{columns:?}");
+    assert!(columns.contains(&"fields".to_owned()), "{columns:?}");
+    let after = store.events(&EventFilter::default(), 100).await.unwrap();
+    assert_eq!(after, before, "every event kept, ids too");
+    let detail = store.event(id_of_4(&after)).await.unwrap().unwrap();
+    assert_eq!(detail, detail_before);
+    assert_eq!(detail.logdate, "2023-11-14", "computed when read");
+    let stats = store.insert(&events).await.unwrap();
+    assert_eq!((stats.inserted, stats.duplicates), (0, 20));
+    let stats = store.insert(&[event(20)]).await.unwrap();
+    assert_eq!((stats.inserted, stats.duplicates), (1, 0));
+}
+
 #[tokio::test]
 async fn extra_info_reads_and_appends_like_a_table_through_sql() {
     let dir = tempfile::tempdir().unwrap();

@@ -39,7 +39,7 @@ use crate::row::{extra_json, store_text, structured_data_json, tag_names, userid
 use crate::{Store, StoreError};
 
 /// The schema this code writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 const SCHEMA: &str = include_str!("schema.sql");
 
@@ -67,6 +67,11 @@ const REBUILD_V1_AFTER: &str = "INSERT INTO event (id, digest, logtime, received
      DROP TABLE event_v1; \
      DROP TABLE extra_info_v1;";
 
+/// From schema version 2 to 3, before `schema.sql` runs: `event.logdate`, a generated
+/// column, is dropped (it is computed when read). SQLite drops a virtual column without
+/// rewriting the table's rows.
+const DROP_V2_LOGDATE: &str = "ALTER TABLE event DROP COLUMN logdate;";
+
 /// The `event` columns an insert sets, in [`EventRows::bind`]'s order.
 const INSERT_COLUMNS: [&str; 15] = [
     "digest",
@@ -93,12 +98,20 @@ const INSERT_COLUMNS: [&str; 15] = [
 /// 406 k, 64 rows 476–491 k, 256 rows no more.
 const ROWS_PER_INSERT: usize = 64;
 
-/// `INSERT INTO event … VALUES (…), … ON CONFLICT DO NOTHING` for `rows` events, their
-/// parameters numbered row after row in [`INSERT_COLUMNS`]' order.
+/// `INSERT OR FAIL INTO event … VALUES (…), … ON CONFLICT DO NOTHING` for `rows` events,
+/// their parameters numbered row after row in [`INSERT_COLUMNS`]' order.
+///
+/// `OR FAIL`: a statement of several rows that may stop halfway with `ABORT` (the default
+/// for NOT NULL; CHECK constraints too, and any function call in the statement) makes
+/// SQLite copy every page the statement touches into a statement journal first, to undo
+/// its earlier rows: in `perf`, a fifth of the inserting thread in copies, allocations and
+/// frees. With `FAIL` there is nothing to undo, and nothing is copied: an error fails the
+/// whole transaction anyway (`insert_group`). The insert calls no function either: no
+/// generated column (schema version 3), no CHECK (its connection skips them, [`Writers`]).
 fn insert_events_sql(rows: usize) -> String {
     let row = format!("({})", vec!["?"; INSERT_COLUMNS.len()].join(", "));
     format!(
-        "INSERT INTO event ({}) VALUES {} ON CONFLICT DO NOTHING",
+        "INSERT OR FAIL INTO event ({}) VALUES {} ON CONFLICT DO NOTHING",
         INSERT_COLUMNS.join(", "),
         vec![row.as_str(); rows].join(", ")
     )
@@ -176,13 +189,28 @@ impl SqliteConfig {
     }
 }
 
+/// The store's two writing connections, used one at a time under one lock (SQLite lets
+/// one connection write at a time).
+struct Writers {
+    /// The inserting thread's, for [`Store::insert`]'s rows and their tags only. It skips
+    /// the schema's CHECK constraints (`PRAGMA ignore_check_constraints`): its values are
+    /// typed (a 32-byte digest, the codes of enums, `EventRows`), and the `length()` a
+    /// CHECK calls would make every multi-row insert keep a statement journal
+    /// ([`insert_events_sql`]).
+    inserting: Connection,
+    /// Everything else, CHECK constraints enforced: the migrations and
+    /// [`SqliteStore::with_writer`] (the importer's registry, the reporter's run log,
+    /// anonymisation).
+    checked: Connection,
+}
+
 /// The embedded store (see the [module docs](self)).
 pub struct SqliteStore {
     path: PathBuf,
     /// Inserts the batches of [`Store::insert`]; stopped first when the store is dropped.
     inserter: Inserter,
-    /// The writing connection: the inserting thread's, and [`with_writer`](Self::with_writer)'s.
-    writer: Arc<Mutex<Connection>>,
+    /// The writing connections: the inserting thread's, and [`with_writer`](Self::with_writer)'s.
+    writer: Arc<Mutex<Writers>>,
     /// Set when the writer runs with `synchronous = NORMAL` on behalf of
     /// [`Synchronous::Full`].
     wal_sync: Option<Arc<WalSync>>,
@@ -398,32 +426,16 @@ impl SqliteStore {
             std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
         }
         let busy = Duration::from_millis(config.busy_timeout_ms);
-        // The store's own mutexes serialise each connection's use: SQLite's need not.
-        let mut writer = Connection::open_with_flags(
-            &config.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        writer.busy_timeout(busy)?;
-        // The insert statements of each size (`insert_statements`) beside the writer's others.
-        writer.set_prepared_statement_cache_capacity(32);
-        // Takes effect only on a new, empty file (before WAL mode and the schema).
-        writer.execute_batch(&format!("PRAGMA page_size = {NEW_DATABASE_PAGE_SIZE}"))?;
-        let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            tracing::warn!(path = %config.path.display(), %mode, "SQLite refused WAL mode");
-        }
-        writer.execute_batch(&format!(
-            "PRAGMA synchronous = {}; PRAGMA foreign_keys = OFF; {TUNING} \
-             PRAGMA wal_autocheckpoint = 0;",
-            config.synchronous.pragma()
-        ))?;
-        migrate(&mut writer)?;
+        let mut checked = open_writer(&config.path, busy, config.synchronous)?;
+        migrate(&mut checked)?;
+        let inserting = open_writer(&config.path, busy, config.synchronous)?;
+        inserting.execute_batch("PRAGMA ignore_check_constraints = ON")?;
         // Full durability from here on by syncing the WAL outside the writer's lock.
         let wal_sync = match config.synchronous {
             Synchronous::Full => {
-                writer.execute_batch("PRAGMA synchronous = NORMAL")?;
+                for writer in [&checked, &inserting] {
+                    writer.execute_batch("PRAGMA synchronous = NORMAL")?;
+                }
                 Some(Arc::new(WalSync::new(&config.path)))
             }
             Synchronous::Normal => None,
@@ -440,7 +452,7 @@ impl SqliteStore {
         }
         let checkpointer = Checkpointer::start(&config.path, busy)?;
         tracing::info!(path = %config.path.display(), synchronous = ?config.synchronous, "SQLite store open");
-        let writer = Arc::new(Mutex::new(writer));
+        let writer = Arc::new(Mutex::new(Writers { inserting, checked }));
         let inserter = Inserter::start(&config.path, writer.clone(), wal_sync.clone())?;
         Ok(SqliteStore {
             path: config.path,
@@ -483,8 +495,8 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         blocking(|| {
             let (result, commit) = {
-                let mut writer = lock(&self.writer);
-                let result = work(&mut writer);
+                let mut writers = lock(&self.writer);
+                let result = work(&mut writers.checked);
                 (result, self.wal_sync.as_ref().map(|sync| sync.committed()))
             };
             let value = result?;
@@ -508,6 +520,37 @@ impl SqliteStore {
     }
 }
 
+/// A writing connection to `path` (creating the file if needed) in WAL mode, with the
+/// store's settings.
+fn open_writer(
+    path: &Path,
+    busy: Duration,
+    synchronous: Synchronous,
+) -> Result<Connection, StoreError> {
+    // The store's own mutexes serialise each connection's use: SQLite's need not.
+    let writer = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    writer.busy_timeout(busy)?;
+    // The insert statements of each size (`insert_statements`) beside the writer's others.
+    writer.set_prepared_statement_cache_capacity(32);
+    // Takes effect only on a new, empty file (before WAL mode and the schema).
+    writer.execute_batch(&format!("PRAGMA page_size = {NEW_DATABASE_PAGE_SIZE}"))?;
+    let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(path = %path.display(), %mode, "SQLite refused WAL mode");
+    }
+    writer.execute_batch(&format!(
+        "PRAGMA synchronous = {}; PRAGMA foreign_keys = OFF; {TUNING} \
+         PRAGMA wal_autocheckpoint = 0;",
+        synchronous.pragma()
+    ))?;
+    Ok(writer)
+}
+
 /// Applies `schema.sql` to a database older than [`SCHEMA_VERSION`], in one transaction.
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -523,6 +566,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         let rebuild_v1 = found == 1;
         if rebuild_v1 {
             tx.execute_batch(REBUILD_V1_BEFORE)?;
+        }
+        if found == 2 {
+            tx.execute_batch(DROP_V2_LOGDATE)?;
         }
         tx.execute_batch(SCHEMA)?;
         if rebuild_v1 {
@@ -769,7 +815,7 @@ struct Inserter {
 impl Inserter {
     fn start(
         path: &Path,
-        writer: Arc<Mutex<Connection>>,
+        writer: Arc<Mutex<Writers>>,
         wal_sync: Option<Arc<WalSync>>,
     ) -> Result<Inserter, StoreError> {
         let (requests, waiting) = std::sync::mpsc::channel::<InsertRequest>();
@@ -788,25 +834,26 @@ impl Inserter {
                         events += next.rows.rows.len();
                         group.push(next);
                     }
-                    let mut conn = lock(&writer);
+                    let mut writers = lock(&writer);
+                    let conn = &mut writers.inserting;
                     let batches: Vec<&EventRows> = group.iter().map(|r| &r.rows).collect();
-                    let result = commit(&mut conn, &batches);
+                    let result = commit(conn, &batches);
                     match result {
                         Ok((stats, number)) => {
-                            drop(conn);
+                            drop(writers);
                             for (request, stats) in group.into_iter().zip(stats) {
                                 let _ = request.reply.send(Ok((stats, number)));
                             }
                         }
                         Err(error) if group.len() == 1 => {
-                            drop(conn);
+                            drop(writers);
                             if let Some(request) = group.pop() {
                                 let _ = request.reply.send(Err(error));
                             }
                         }
                         Err(_) => {
                             for request in group {
-                                let answer = commit(&mut conn, &[&request.rows])
+                                let answer = commit(conn, &[&request.rows])
                                     .map(|(mut stats, number)| (stats.remove(0), number));
                                 let _ = request.reply.send(answer);
                             }
@@ -938,8 +985,8 @@ fn list(
 
 fn detail(conn: &Connection, id: i64) -> Result<Option<EventDetail>, StoreError> {
     let mut statement = conn.prepare_cached(&format!(
-        "SELECT {LIST_COLUMNS}, e.digest, e.logdate, e.reported, e.msgid, e.userid, \
-         e.structured_data, e.raw FROM event e WHERE e.id = ?1"
+        "SELECT {LIST_COLUMNS}, e.digest, date(e.logtime / 1000000, 'unixepoch') AS logdate, \
+         e.reported, e.msgid, e.userid, e.structured_data, e.raw FROM event e WHERE e.id = ?1"
     ))?;
     let mut rows = statement.query([id])?;
     let Some(row) = rows.next()? else {

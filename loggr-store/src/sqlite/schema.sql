@@ -1,19 +1,23 @@
--- loggr's embedded store (SQLite), schema version 2: the logical schema of the PostgreSQL
--- store (loggr-sinks/src/postgres/migrations) in SQLite's types.
+-- loggr's embedded store (SQLite), schema version 3: the logical schema of the PostgreSQL
+-- store (loggr-sinks/src/postgres/migrations) in SQLite's types. PostgreSQL's `logdate` (the
+-- UTC day of `logtime`) is computed when read: `date(logtime / 1000000, 'unixepoch')` (schema
+-- version 2 had it as a generated column, which SQLite computes on every insert, and whose
+-- function call made each multi-row insert keep a statement journal of every page it
+-- touched).
 --
 -- Times are INTEGER microseconds since the Unix epoch, UTC: compact, exact, and ordered by the
 -- indexes without any conversion. Every statement is idempotent (IF NOT EXISTS), and the whole
 -- script runs in one transaction.
 
 -- One row per stored message; `digest` is the content id (SHA-256, 32 bytes): the same
--- message received twice is stored once (`event_dedup_idx`).
+-- message received twice is stored once (`event_dedup_idx`). loggr's inserting connection
+-- skips this table's CHECK constraints (its values are typed); they guard every other
+-- writer.
 CREATE TABLE IF NOT EXISTS event (
     id              INTEGER PRIMARY KEY,
     digest          BLOB    NOT NULL CHECK (length(digest) = 32),
     -- The time the sender reported, or `received_at` when it reported none.
     logtime         INTEGER NOT NULL,
-    -- The UTC day of `logtime` (not stored: computed when read, and by SQLite on insert).
-    logdate         TEXT    GENERATED ALWAYS AS (date(logtime / 1000000, 'unixepoch')) VIRTUAL,
     received_at     INTEGER NOT NULL,
     reported        INTEGER NOT NULL DEFAULT 1,
     facility        INTEGER NOT NULL CHECK (facility BETWEEN 0 AND 23),
