@@ -10,9 +10,10 @@
 //! values (`EventRows`) and hands them to the store's inserting thread, which uses the
 //! writing connection from that one thread and inserts every batch waiting in one
 //! transaction (group commit), untagged events up to 64 in one `INSERT` statement. Under
-//! [`Synchronous::Full`] the caller then syncs the WAL itself (`WalSync`) while the thread
-//! goes on with the next batches: with two callers (a sink's `writers = 2`) SQLite inserts
-//! one batch while the other is prepared or synced.
+//! [`Synchronous::Full`] a syncing thread then syncs the WAL (`WalSync`) and answers the
+//! batches while the inserting thread goes on with the next ones: with two callers (a
+//! sink's `writers = 2`) SQLite inserts one batch while the other is prepared or synced,
+//! and the callers only wait for their answers.
 //!
 //! The other SQLite calls block: on a multi-threaded Tokio runtime they run in
 //! [`tokio::task::block_in_place`], so the other tasks of the worker move elsewhere.
@@ -315,8 +316,9 @@ impl Drop for Checkpointer {
 /// Durability of [`Synchronous::Full`] without holding the writer during the fsync: the
 /// writing connection runs with `synchronous = NORMAL` (a commit appends its frames to the
 /// WAL file and returns; SQLite itself syncs the WAL before each checkpoint, the database
-/// after, and the WAL's header when it starts over), and the commit's caller, after
-/// releasing the writer, `fdatasync`s the WAL file before it reports the commit done. A
+/// after, and the WAL's header when it starts over), and after the writer is released the
+/// WAL file is `fdatasync`ed (by the [`Syncer`] for inserts, by the caller of
+/// [`SqliteStore::with_writer`]) before the commit is reported done. A
 /// commit's frames are written when it returns, so a sync begun after it covers it, and
 /// every commit before it: one sync serves all commits made while the previous one ran
 /// (group commit). With SQLite's own `FULL`, each commit fsyncs while holding the writer,
@@ -789,9 +791,56 @@ fn insert_group(
     Ok(stats)
 }
 
-/// What the inserting thread answers: the batch's stats and its commit's number
-/// ([`WalSync::committed`]; 0 without one).
-type InsertReply = Result<(InsertStats, u64), StoreError>;
+/// What the inserting thread answers: the batch's stats, once committed (and synced, under
+/// [`Synchronous::Full`]).
+type InsertReply = Result<InsertStats, StoreError>;
+
+/// Where a batch's answer goes, and the answer.
+type Answer = (tokio::sync::oneshot::Sender<InsertReply>, InsertReply);
+
+/// Commits waiting for the WAL's sync: the number of the last one
+/// ([`WalSync::committed`]), and their batches' answers.
+type Committed = (u64, Vec<Answer>);
+
+/// The thread that syncs the WAL after the inserting thread's commits and then answers
+/// their batches (under [`Synchronous::Full`]): the inserting thread goes on with the next
+/// batches meanwhile, and one sync covers every commit made while the previous one ran.
+/// The callers only wait for their answer: no Tokio worker blocks on a sync.
+struct Syncer {
+    committed: std::sync::mpsc::Sender<Committed>,
+}
+
+impl Syncer {
+    fn start(path: &Path, wal_sync: Arc<WalSync>) -> Result<(Syncer, JoinHandle), StoreError> {
+        let (committed, waiting) = std::sync::mpsc::channel::<Committed>();
+        let thread = std::thread::Builder::new()
+            .name("sqlite-sync".into())
+            .spawn(move || {
+                while let Ok((mut through, mut answers)) = waiting.recv() {
+                    while let Ok((number, more)) = waiting.try_recv() {
+                        through = through.max(number);
+                        answers.extend(more);
+                    }
+                    let synced = wal_sync.sync_through(through);
+                    for (reply, answer) in answers {
+                        let answer = match (&synced, answer) {
+                            (Err(StoreError::Io { path, source }), Ok(_)) => Err(StoreError::Io {
+                                path: path.clone(),
+                                source: std::io::Error::new(source.kind(), source.to_string()),
+                            }),
+                            (Err(error), Ok(_)) => Err(StoreError::Task(error.to_string())),
+                            (_, answer) => answer,
+                        };
+                        let _ = reply.send(answer);
+                    }
+                }
+            })
+            .map_err(|e| io_error(path, e))?;
+        Ok((Syncer { committed }, thread))
+    }
+}
+
+type JoinHandle = std::thread::JoinHandle<()>;
 
 /// A batch for the inserting thread, and where its answer goes.
 struct InsertRequest {
@@ -809,7 +858,10 @@ const GROUP_EVENTS: usize = 20_000;
 /// that cannot be stored does not fail the others.
 struct Inserter {
     requests: Option<std::sync::mpsc::Sender<InsertRequest>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    thread: Option<JoinHandle>,
+    /// The [`Syncer`]'s thread, under [`Synchronous::Full`]: it stops after the
+    /// inserting thread, which hands it its last commits.
+    syncer: Option<JoinHandle>,
 }
 
 impl Inserter {
@@ -819,10 +871,37 @@ impl Inserter {
         wal_sync: Option<Arc<WalSync>>,
     ) -> Result<Inserter, StoreError> {
         let (requests, waiting) = std::sync::mpsc::channel::<InsertRequest>();
+        let (syncer, syncer_thread) = match &wal_sync {
+            Some(wal_sync) => {
+                let (syncer, thread) = Syncer::start(path, wal_sync.clone())?;
+                (Some(syncer), Some(thread))
+            }
+            None => (None, None),
+        };
         let commit = move |conn: &mut Connection, batches: &[&EventRows]| {
             let stats = insert_group(conn, batches)?;
             Ok::<_, StoreError>((stats, wal_sync.as_ref().map_or(0, |sync| sync.committed())))
         };
+        // Answers committed batches: through the syncer when there is one.
+        let answer =
+            move |last_commit: Option<u64>, answers: Vec<Answer>| match (&syncer, last_commit) {
+                (Some(syncer), Some(number)) => {
+                    if let Err(std::sync::mpsc::SendError((_, answers))) =
+                        syncer.committed.send((number, answers))
+                    {
+                        for (reply, _) in answers {
+                            let _ = reply.send(Err(StoreError::Task(
+                                "the SQLite syncing thread stopped".into(),
+                            )));
+                        }
+                    }
+                }
+                _ => {
+                    for (reply, answer) in answers {
+                        let _ = reply.send(answer);
+                    }
+                }
+            };
         let thread = std::thread::Builder::new()
             .name("sqlite-insert".into())
             .spawn(move || {
@@ -841,22 +920,35 @@ impl Inserter {
                     match result {
                         Ok((stats, number)) => {
                             drop(writers);
-                            for (request, stats) in group.into_iter().zip(stats) {
-                                let _ = request.reply.send(Ok((stats, number)));
-                            }
+                            let answers = group
+                                .into_iter()
+                                .zip(stats)
+                                .map(|(request, stats)| (request.reply, Ok(stats)))
+                                .collect();
+                            answer(Some(number), answers);
                         }
                         Err(error) if group.len() == 1 => {
                             drop(writers);
-                            if let Some(request) = group.pop() {
-                                let _ = request.reply.send(Err(error));
-                            }
+                            let answers = group
+                                .pop()
+                                .map(|request| (request.reply, Err(error)))
+                                .into_iter()
+                                .collect();
+                            answer(None, answers);
                         }
                         Err(_) => {
+                            let mut last_commit = None;
+                            let mut answers = Vec::with_capacity(group.len());
                             for request in group {
-                                let answer = commit(conn, &[&request.rows])
-                                    .map(|(mut stats, number)| (stats.remove(0), number));
-                                let _ = request.reply.send(answer);
+                                let result =
+                                    commit(conn, &[&request.rows]).map(|(mut stats, number)| {
+                                        last_commit = Some(number);
+                                        stats.remove(0)
+                                    });
+                                answers.push((request.reply, result));
                             }
+                            drop(writers);
+                            answer(last_commit, answers);
                         }
                     }
                 }
@@ -865,6 +957,7 @@ impl Inserter {
         Ok(Inserter {
             requests: Some(requests),
             thread: Some(thread),
+            syncer: syncer_thread,
         })
     }
 
@@ -885,7 +978,10 @@ impl Inserter {
 impl Drop for Inserter {
     fn drop(&mut self) {
         drop(self.requests.take());
-        if let Some(thread) = self.thread.take() {
+        for thread in [self.thread.take(), self.syncer.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = thread.join();
         }
     }
@@ -1251,13 +1347,9 @@ impl Store for SqliteStore {
     async fn insert(&self, events: &[Event]) -> Result<InsertStats, StoreError> {
         let rows = EventRows::of(events)?;
         let answer = self.inserter.submit(rows)?;
-        let (stats, commit) = answer.await.map_err(|_| {
+        answer.await.map_err(|_| {
             StoreError::Task("the SQLite inserting thread stopped before answering".into())
-        })??;
-        if let Some(wal_sync) = &self.wal_sync {
-            blocking(|| wal_sync.sync_through(commit))?;
-        }
-        Ok(stats)
+        })?
     }
 
     async fn events(
