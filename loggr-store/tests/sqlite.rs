@@ -120,16 +120,22 @@ fn downgrade_to_v1(path: &std::path::Path) {
     .unwrap();
 }
 
-fn index_names(path: &std::path::Path) -> Vec<String> {
+/// The first column of `query`'s rows, on the database at `path`.
+fn names(path: &std::path::Path, query: &str) -> Vec<String> {
     let conn = rusqlite::Connection::open(path).unwrap();
-    let mut statement = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'event' ORDER BY name")
-        .unwrap();
+    let mut statement = conn.prepare(query).unwrap();
     statement
         .query_map([], |row| row.get(0))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap()
+}
+
+fn index_names(path: &std::path::Path) -> Vec<String> {
+    names(
+        path,
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'event' ORDER BY name",
+    )
 }
 
 /// The id of event 4 (the one with extra info) in a listing.
@@ -210,15 +216,7 @@ fn downgrade_to_v2(path: &std::path::Path) {
 
 /// The `event` table's columns, generated ones included.
 fn event_columns(path: &std::path::Path) -> Vec<String> {
-    let conn = rusqlite::Connection::open(path).unwrap();
-    let mut statement = conn
-        .prepare("SELECT name FROM pragma_table_xinfo('event')")
-        .unwrap();
-    statement
-        .query_map([], |row| row.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+    names(path, "SELECT name FROM pragma_table_xinfo('event')")
 }
 
 #[tokio::test]
