@@ -930,12 +930,9 @@ impl Inserter {
                         }
                         Err(error) if group.len() == 1 => {
                             drop(writers);
-                            let answers = group
-                                .pop()
-                                .map(|request| (request.reply, Err(error)))
-                                .into_iter()
-                                .collect();
-                            answer(None, answers);
+                            if let Some(request) = group.pop() {
+                                let _ = request.reply.send(Err(error));
+                            }
                         }
                         Err(_) => {
                             let mut last_commit = None;
