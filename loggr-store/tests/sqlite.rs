@@ -95,13 +95,14 @@ async fn a_reopened_store_has_every_committed_event() {
     assert_eq!((again.inserted, again.duplicates), (0, 1));
 }
 
-/// Turns the version-2 database at `path` back into a version-1 one (`digest UNIQUE`), rows
+/// Turns the current database at `path` back into a version-1 one (`digest UNIQUE`), rows
 /// and ids kept, as a store released with schema version 1 left it.
 fn downgrade_to_v1(path: &std::path::Path) {
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.execute_batch(
-        "BEGIN; DROP TRIGGER event_deleted; DROP INDEX event_dedup_idx; DROP VIEW extra_info; \
-         DROP INDEX event_logtime_idx; DROP INDEX event_hostname_logtime_idx; \
+        "BEGIN; DROP TRIGGER event_deleted; DROP VIEW extra_info; \
+         DROP INDEX event_logtime_digest_idx; DROP INDEX event_unreported_digest_idx; \
+         DROP INDEX event_hostname_logtime_idx; \
          DROP INDEX event_program_logtime_idx; ALTER TABLE event RENAME TO event_v2;",
     )
     .unwrap();
@@ -130,6 +131,14 @@ fn names(path: &std::path::Path, query: &str) -> Vec<String> {
         .collect::<Result<_, _>>()
         .unwrap()
 }
+
+/// The event table's indexes in the current schema, by name.
+const CURRENT_INDEXES: [&str; 4] = [
+    "event_hostname_logtime_idx",
+    "event_logtime_digest_idx",
+    "event_program_logtime_idx",
+    "event_unreported_digest_idx",
+];
 
 fn index_names(path: &std::path::Path) -> Vec<String> {
     names(
@@ -176,12 +185,7 @@ async fn a_version_1_store_is_rebuilt_with_its_events_tags_and_deduplication() {
     );
 
     let store = open(&dir);
-    let indexes = index_names(&path);
-    assert!(
-        indexes.contains(&"event_dedup_idx".to_owned())
-            && !indexes.contains(&"sqlite_autoindex_event_1".to_owned()),
-        "{indexes:?}"
-    );
+    assert_eq!(index_names(&path), CURRENT_INDEXES, "digest UNIQUE is gone");
     let after = store.events(&EventFilter::default(), 100).await.unwrap();
     assert_eq!(after, before, "every event kept, ids too");
     let odd = EventFilter {
@@ -201,9 +205,26 @@ async fn a_version_1_store_is_rebuilt_with_its_events_tags_and_deduplication() {
     assert_eq!((stats.inserted, stats.duplicates), (1, 0));
 }
 
-/// Turns the version-3 database at `path` back into a version-2 one, as a store released
-/// with schema version 2 left it: `logdate` a generated column.
+/// Turns the current database at `path` back into a version-3 one, as a store released
+/// with schema version 3 left it: a unique `(reported time or 0, digest)` index and a
+/// `(logtime, id)` one.
+fn downgrade_to_v3(path: &std::path::Path) {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .execute_batch(
+            "DROP INDEX event_logtime_digest_idx; DROP INDEX event_unreported_digest_idx; \
+             CREATE UNIQUE INDEX event_dedup_idx \
+             ON event ((CASE WHEN reported THEN logtime ELSE 0 END), digest); \
+             CREATE INDEX event_logtime_idx ON event (logtime, id); \
+             PRAGMA user_version = 3;",
+        )
+        .unwrap();
+}
+
+/// Turns the current database at `path` back into a version-2 one, as a store released
+/// with schema version 2 left it: version 3's indexes, and `logdate` a generated column.
 fn downgrade_to_v2(path: &std::path::Path) {
+    downgrade_to_v3(path);
     rusqlite::Connection::open(path)
         .unwrap()
         .execute_batch(
@@ -239,6 +260,7 @@ async fn a_version_2_store_loses_its_generated_logdate_and_keeps_its_events() {
     let columns = event_columns(&path);
     assert!(!columns.contains(&"logdate".to_owned()), "{columns:?}");
     assert!(columns.contains(&"fields".to_owned()), "{columns:?}");
+    assert_eq!(index_names(&path), CURRENT_INDEXES);
     let after = store.events(&EventFilter::default(), 100).await.unwrap();
     assert_eq!(after, before, "every event kept, ids too");
     let detail = store.event(id_of_4(&after)).await.unwrap().unwrap();
@@ -248,6 +270,50 @@ async fn a_version_2_store_loses_its_generated_logdate_and_keeps_its_events() {
     assert_eq!((stats.inserted, stats.duplicates), (0, 20));
     let stats = store.insert(&[event(20)]).await.unwrap();
     assert_eq!((stats.inserted, stats.duplicates), (1, 0));
+}
+
+#[tokio::test]
+async fn a_version_3_store_gets_one_time_ordered_unique_index_and_keeps_deduplicating() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data/loggr.db");
+    // Events 0 and 1 without a reported time: deduplicated on their content alone.
+    let mut events: Vec<Event> = (0..20).map(event).collect();
+    events[0].timestamp = None;
+    events[1].timestamp = None;
+    let before = {
+        let store = open(&dir);
+        store.insert(&events).await.unwrap();
+        store.events(&EventFilter::default(), 100).await.unwrap()
+    };
+    downgrade_to_v3(&path);
+    assert!(index_names(&path).contains(&"event_logtime_idx".to_owned()));
+
+    let store = open(&dir);
+    assert_eq!(index_names(&path), CURRENT_INDEXES);
+    let after = store.events(&EventFilter::default(), 100).await.unwrap();
+    assert_eq!(after, before, "every event kept, ids too");
+    // Everything again, the events without a reported time received later (another
+    // `logtime`): all duplicates.
+    let mut again = events.clone();
+    again[0].received_at = at(5000);
+    again[1].received_at = at(6000);
+    let stats = store.insert(&again).await.unwrap();
+    assert_eq!((stats.inserted, stats.duplicates), (0, 20));
+    // A new event without a reported time, received at the same time as a stored one with
+    // a reported time: not a duplicate.
+    let mut new = event(20);
+    new.timestamp = None;
+    new.received_at = at(3);
+    let stats = store.insert(&[new, event(21)]).await.unwrap();
+    assert_eq!((stats.inserted, stats.duplicates), (2, 0));
+    assert_eq!(
+        store
+            .events(&EventFilter::default(), 100)
+            .await
+            .unwrap()
+            .len(),
+        22
+    );
 }
 
 #[tokio::test]

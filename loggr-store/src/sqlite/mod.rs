@@ -40,12 +40,12 @@ use crate::row::{extra_json, store_text, structured_data_json, tag_names, userid
 use crate::{Store, StoreError};
 
 /// The schema this code writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 const SCHEMA: &str = include_str!("schema.sql");
 
-/// From schema version 1 to 2, before `schema.sql` runs: `digest UNIQUE` (an index SQLite
-/// cannot drop) gives way to `event_dedup_idx`, and the `extra_info` table (one row per
+/// From schema version 1, before `schema.sql` runs: `digest UNIQUE` (an index SQLite
+/// cannot drop) gives way to the time-ordered unique indexes, and the `extra_info` table (one row per
 /// value) to the packed `event.fields` under an `extra_info` view. The
 /// version-1 tables are renamed aside (the event table's indexes and trigger dropped, so
 /// that `schema.sql` creates them anew on the new table), and [`REBUILD_V1_AFTER`] copies
@@ -72,6 +72,13 @@ const REBUILD_V1_AFTER: &str = "INSERT INTO event (id, digest, logtime, received
 /// column, is dropped (it is computed when read). SQLite drops a virtual column without
 /// rewriting the table's rows.
 const DROP_V2_LOGDATE: &str = "ALTER TABLE event DROP COLUMN logdate;";
+
+/// From schema version 2 or 3 to 4, before `schema.sql` runs: the unique `(reported time or
+/// 0, digest)` index and the `(logtime, id)` index give way to one unique `(logtime, digest)`
+/// index (and a partial one on `digest` for events without a reported time), which
+/// `schema.sql` builds from the stored rows.
+const DROP_V3_INDEXES: &str = "DROP INDEX IF EXISTS event_dedup_idx; \
+     DROP INDEX IF EXISTS event_logtime_idx;";
 
 /// The `event` columns an insert sets, in [`EventRows::bind`]'s order.
 const INSERT_COLUMNS: [&str; 15] = [
@@ -572,6 +579,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         }
         if found == 2 {
             tx.execute_batch(DROP_V2_LOGDATE)?;
+        }
+        if (2..=3).contains(&found) {
+            tx.execute_batch(DROP_V3_INDEXES)?;
         }
         tx.execute_batch(SCHEMA)?;
         if rebuild_v1 {
@@ -1430,5 +1440,46 @@ mod tests {
         assert!(!sql.contains("OR 1=1"), "{sql}");
         assert_eq!(values.len(), 7);
         assert!(sql.ends_with("LIMIT ?7"), "{sql}");
+    }
+
+    /// The query plan of the list for `filter`, one line per step.
+    fn list_plan(conn: &Connection, filter: &EventFilter) -> String {
+        let (sql, values) = list_statement(filter, 50);
+        let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let steps = statement
+            .query_map(rusqlite::params_from_iter(values), |row| {
+                row.get::<_, String>(3)
+            })
+            .unwrap();
+        steps.collect::<Result<Vec<_>, _>>().unwrap().join("\n")
+    }
+
+    #[test]
+    fn newest_first_pages_and_time_ranges_read_the_time_ordered_unique_index() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        let at = Timestamp::from_second(1_700_000_000).unwrap();
+        let filters = [
+            EventFilter::default(),
+            EventFilter {
+                cursor: Some((at, 7)),
+                ..EventFilter::default()
+            },
+            EventFilter {
+                from: Some(at),
+                to: Some(at),
+                ..EventFilter::default()
+            },
+        ];
+        for filter in filters {
+            let plan = list_plan(&conn, &filter);
+            // Read in time order from the index: only ties of one microsecond are sorted,
+            // never the whole table (no full scan, no `USE TEMP B-TREE FOR ORDER BY`).
+            assert!(
+                plan.contains("USING INDEX event_logtime_digest_idx")
+                    && !plan.contains("TEMP B-TREE FOR ORDER BY"),
+                "{filter:?}: {plan}"
+            );
+        }
     }
 }

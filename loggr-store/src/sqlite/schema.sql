@@ -1,4 +1,4 @@
--- loggr's embedded store (SQLite), schema version 3: the logical schema of the PostgreSQL
+-- loggr's embedded store (SQLite), schema version 4: the logical schema of the PostgreSQL
 -- store (loggr-sinks/src/postgres/migrations) in SQLite's types. PostgreSQL's `logdate` (the
 -- UTC day of `logtime`) is computed when read: `date(logtime / 1000000, 'unixepoch')` (schema
 -- version 2 had it as a generated column, which SQLite computes on every insert, and whose
@@ -10,7 +10,7 @@
 -- script runs in one transaction.
 
 -- One row per stored message; `digest` is the content id (SHA-256, 32 bytes): the same
--- message received twice is stored once (`event_dedup_idx`). loggr's inserting connection
+-- message received twice is stored once (the two unique indexes below). loggr's inserting connection
 -- skips this table's CHECK constraints (its values are typed); they guard every other
 -- writer.
 CREATE TABLE IF NOT EXISTS event (
@@ -34,16 +34,21 @@ CREATE TABLE IF NOT EXISTS event (
     -- The extra info (read it through the `extra_info` view below).
     fields          TEXT
 );
--- The same message is stored once. The content id covers the reported time (`logtime` when
--- `reported`), so the key (reported time or 0, digest) is unique exactly when `digest` is —
--- and, unlike a random SHA-256 alone, it is inserted near the end of the index, as the
--- time-ordered indexes are: a batch dirties a few of its pages, not one page per event
--- (schema version 1 had `digest UNIQUE`: every commit rewrote hundreds of random pages into
--- the WAL, a third of the insert speed).
-CREATE UNIQUE INDEX IF NOT EXISTS event_dedup_idx
-    ON event ((CASE WHEN reported THEN logtime ELSE 0 END), digest);
--- Newest first with keyset paging (`ORDER BY logtime DESC, id DESC`), time ranges.
-CREATE INDEX IF NOT EXISTS event_logtime_idx ON event (logtime, id);
+-- The same message is stored once. The content id covers the reported time, so for events
+-- with one (`reported`, nearly all) `(logtime, digest)` is unique exactly when `digest` is;
+-- an event without one gets `received_at` as its `logtime`, which a redelivery changes, so
+-- those few are kept unique on `digest` alone by a partial index. (The content id also
+-- covers whether a time was reported: the two kinds never share a digest.)
+-- `event_logtime_digest_idx` is also the time index: any time range, newest first with
+-- keyset paging (`ORDER BY logtime DESC, id DESC`: ties of one microsecond sorted by id).
+-- Unlike a random SHA-256 alone, its keys are inserted near the end, as the other
+-- time-ordered indexes are: a batch dirties a few of its pages, not one page per event.
+-- Schema version 1 had `digest UNIQUE` (every commit rewrote hundreds of random pages into
+-- the WAL, a third of the insert speed); versions 2 and 3 a unique `(reported time or 0,
+-- digest)` beside a separate `(logtime, id)` index: one B-tree more to update per event.
+CREATE UNIQUE INDEX IF NOT EXISTS event_logtime_digest_idx ON event (logtime, digest);
+CREATE UNIQUE INDEX IF NOT EXISTS event_unreported_digest_idx ON event (digest)
+    WHERE NOT reported;
 -- One host's or one program's events in a time range (web UI, reports).
 CREATE INDEX IF NOT EXISTS event_hostname_logtime_idx ON event (hostname, logtime);
 CREATE INDEX IF NOT EXISTS event_program_logtime_idx ON event (program, logtime);
