@@ -4,6 +4,7 @@
 //! linger, timeouts, retries with backoff, isolating a poison event, committing or failing the
 //! tokens) is the runner's job, the same for every sink.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -230,30 +231,65 @@ impl SinkRunner {
     /// writing, so that another gathers the next batch during the write. A runner waits for
     /// `input` only when it holds no events: the rest of a batch too big for one write is
     /// written without it (topped up only if `input` is free), so that no event waits behind
-    /// a runner that waits for more.
+    /// a runner that waits for more. Batches queued together are joined into one write, in
+    /// order, up to the batch limits.
     pub(crate) async fn run(mut self, input: Arc<tokio::sync::Mutex<mpsc::Receiver<Batch>>>) {
-        // The rest of the last batch received: events move from it straight into the write.
-        let mut leftover: std::vec::IntoIter<crate::Envelope> = Vec::new().into_iter();
+        // Batches received and not yet written, in order; the first may be partly written.
+        let mut pending: VecDeque<std::vec::IntoIter<crate::Envelope>> = VecDeque::new();
         let max_events = self.options.batch.max_events.max(1);
         let max_bytes = self.options.batch.max_bytes.max(1);
         loop {
-            let mut input = if leftover.len() == 0 {
+            pending.retain(|batch| batch.len() > 0);
+            let mut input = if pending.is_empty() {
                 let mut input = input.lock().await;
                 match input.recv().await {
-                    Some(batch) => leftover = batch.into_iter(),
+                    Some(batch) => pending.push_back(batch.into_iter()),
                     None => break,
                 }
                 Some(input)
             } else {
                 input.try_lock().ok()
             };
-            let capacity = leftover.len().min(max_events);
+            // Gather whole batches up to the limits first, without moving their events, so
+            // that the write's vectors are allocated once at their size: grown push by push,
+            // they were copied over and over (an event is a few hundred bytes).
+            let mut count: usize = pending.iter().map(ExactSizeIterator::len).sum();
+            let mut bytes: usize = pending
+                .iter()
+                .map(|batch| batch_size(batch.as_slice()))
+                .sum();
+            let deadline = tokio::time::Instant::now() + self.options.batch.linger;
+            while count < max_events && bytes < max_bytes {
+                let Some(input) = input.as_mut() else {
+                    break;
+                };
+                let batch = match input.try_recv() {
+                    Ok(batch) => batch,
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        if self.options.batch.linger.is_zero() {
+                            break;
+                        }
+                        tokio::select! {
+                            batch = input.recv() => match batch {
+                                Some(batch) => batch,
+                                None => break,
+                            },
+                            () = tokio::time::sleep_until(deadline) => break,
+                        }
+                    }
+                };
+                count += batch.len();
+                bytes += batch_size(&batch);
+                pending.push_back(batch.into_iter());
+            }
+            drop(input);
+            let capacity = count.min(max_events);
             let mut events = Vec::with_capacity(capacity);
             let mut tokens = Vec::with_capacity(capacity);
             let mut bytes = 0usize;
-            let deadline = tokio::time::Instant::now() + self.options.batch.linger;
-            'fill: loop {
-                for envelope in leftover.by_ref() {
+            'fill: for batch in pending.iter_mut() {
+                for envelope in batch.by_ref() {
                     bytes += envelope.event.estimated_size();
                     events.push(envelope.event);
                     tokens.push(envelope.ack);
@@ -261,27 +297,7 @@ impl SinkRunner {
                         break 'fill;
                     }
                 }
-                let Some(input) = input.as_mut() else {
-                    break 'fill;
-                };
-                match input.try_recv() {
-                    Ok(batch) => leftover = batch.into_iter(),
-                    Err(mpsc::error::TryRecvError::Disconnected) => break 'fill,
-                    Err(mpsc::error::TryRecvError::Empty) => {
-                        if self.options.batch.linger.is_zero() {
-                            break 'fill;
-                        }
-                        tokio::select! {
-                            batch = input.recv() => match batch {
-                                Some(batch) => leftover = batch.into_iter(),
-                                None => break 'fill,
-                            },
-                            () = tokio::time::sleep_until(deadline) => break 'fill,
-                        }
-                    }
-                }
             }
-            drop(input);
             ComponentMetrics::add(&self.metrics.received, events.len() as u64);
             self.deliver(events, tokens).await;
         }
@@ -364,6 +380,14 @@ impl SinkRunner {
     }
 }
 
+/// The estimated size of a batch's events, as the batch limit counts it.
+fn batch_size(batch: &[crate::Envelope]) -> usize {
+    batch
+        .iter()
+        .map(|envelope| envelope.event.estimated_size())
+        .sum()
+}
+
 /// A sink that takes everything and keeps nothing: for benchmarks and dry runs.
 ///
 /// # Durability
@@ -392,5 +416,95 @@ impl Sink for NullSink {
         self.count
             .fetch_add(events.len() as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{ComponentKind, Metrics};
+    use crate::Envelope;
+
+    /// Records the messages of each write.
+    #[derive(Clone, Default)]
+    struct Recorder {
+        writes: Arc<std::sync::Mutex<Vec<Vec<String>>>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Sink for Recorder {
+        async fn write(&mut self, events: &[Event]) -> Result<(), SinkError> {
+            let messages = events
+                .iter()
+                .map(|event| event.message.as_deref().unwrap_or_default().to_owned())
+                .collect();
+            self.writes.lock().unwrap().push(messages);
+            Ok(())
+        }
+    }
+
+    /// The writes one runner makes of the batches queued before it starts, whose sizes
+    /// are `sizes` (events numbered in order), under `batch`.
+    async fn writes_of(sizes: &[usize], batch: BatchConfig) -> Vec<Vec<String>> {
+        let (sender, receiver) = mpsc::channel::<Batch>(sizes.len());
+        let mut n = 0;
+        for &size in sizes {
+            let events = (0..size).map(|_| {
+                n += 1;
+                Envelope::detached(Event::new(format!("e{n}")))
+            });
+            sender.send(events.collect()).await.unwrap();
+        }
+        drop(sender);
+        let recorder = Recorder::default();
+        let runner = SinkRunner {
+            name: Arc::from("recorder"),
+            sink: Box::new(recorder.clone()),
+            options: SinkOptions {
+                batch,
+                ..SinkOptions::default()
+            },
+            metrics: Metrics::new().component(ComponentKind::Sink, "recorder"),
+            abort: CancellationToken::new(),
+        };
+        runner
+            .run(Arc::new(tokio::sync::Mutex::new(receiver)))
+            .await;
+        let writes = recorder.writes.lock().unwrap().clone();
+        writes
+    }
+
+    fn numbered(range: std::ops::RangeInclusive<usize>) -> Vec<String> {
+        range.map(|n| format!("e{n}")).collect()
+    }
+
+    #[tokio::test]
+    async fn queued_batches_are_joined_and_cut_at_max_events_in_order() {
+        let batch = BatchConfig {
+            max_events: 5,
+            ..BatchConfig::default()
+        };
+        let writes = writes_of(&[3, 4, 5, 1], batch.clone()).await;
+        assert_eq!(
+            writes,
+            [numbered(1..=5), numbered(6..=10), numbered(11..=13)]
+        );
+        // One batch bigger than two writes.
+        let writes = writes_of(&[12], batch).await;
+        assert_eq!(
+            writes,
+            [numbered(1..=5), numbered(6..=10), numbered(11..=12)]
+        );
+    }
+
+    #[tokio::test]
+    async fn queued_batches_are_cut_at_max_bytes() {
+        let one = Event::new("e1").estimated_size();
+        let batch = BatchConfig {
+            max_bytes: 3 * one,
+            ..BatchConfig::default()
+        };
+        let writes = writes_of(&[2, 2, 3], batch).await;
+        assert_eq!(writes, [numbered(1..=3), numbered(4..=6), numbered(7..=7)]);
     }
 }
