@@ -253,13 +253,12 @@ impl SinkRunner {
             // Gather whole batches up to the limits first, without moving their events, so
             // that the write's vectors are allocated once at their size: grown push by push,
             // they were copied over and over (an event is a few hundred bytes).
-            let mut count: usize = pending.iter().map(ExactSizeIterator::len).sum();
-            let mut bytes: usize = pending
-                .iter()
-                .map(|batch| batch_size(batch.as_slice()))
-                .sum();
+            let mut held = Held::default();
+            for batch in &pending {
+                held.count(batch.as_slice(), max_events, max_bytes);
+            }
             let deadline = tokio::time::Instant::now() + self.options.batch.linger;
-            while count < max_events && bytes < max_bytes {
+            while held.events < max_events && held.bytes < max_bytes {
                 let Some(input) = input.as_mut() else {
                     break;
                 };
@@ -279,12 +278,11 @@ impl SinkRunner {
                         }
                     }
                 };
-                count += batch.len();
-                bytes += batch_size(&batch);
+                held.count(&batch, max_events, max_bytes);
                 pending.push_back(batch.into_iter());
             }
             drop(input);
-            let capacity = count.min(max_events);
+            let capacity = held.events;
             let mut events = Vec::with_capacity(capacity);
             let mut tokens = Vec::with_capacity(capacity);
             let mut bytes = 0usize;
@@ -380,12 +378,26 @@ impl SinkRunner {
     }
 }
 
-/// The estimated size of a batch's events, as the batch limit counts it.
-fn batch_size(batch: &[crate::Envelope]) -> usize {
-    batch
-        .iter()
-        .map(|envelope| envelope.event.estimated_size())
-        .sum()
+/// The events a runner holds for its next write, counted up to the batch limits only: a
+/// batch far bigger than one write is not counted whole before each of its writes.
+#[derive(Default)]
+struct Held {
+    events: usize,
+    /// Their estimated size, as the batch limit counts it.
+    bytes: usize,
+}
+
+impl Held {
+    /// Counts `batch`'s events, stopping at the limits.
+    fn count(&mut self, batch: &[crate::Envelope], max_events: usize, max_bytes: usize) {
+        for envelope in batch {
+            if self.events >= max_events || self.bytes >= max_bytes {
+                return;
+            }
+            self.events += 1;
+            self.bytes += envelope.event.estimated_size();
+        }
+    }
 }
 
 /// A sink that takes everything and keeps nothing: for benchmarks and dry runs.

@@ -45,8 +45,8 @@ pub const SCHEMA_VERSION: u32 = 4;
 const SCHEMA: &str = include_str!("schema.sql");
 
 /// From schema version 1, before `schema.sql` runs: `digest UNIQUE` (an index SQLite
-/// cannot drop) gives way to the time-ordered unique indexes, and the `extra_info` table (one row per
-/// value) to the packed `event.fields` under an `extra_info` view. The
+/// cannot drop) gives way to the time-ordered unique indexes, and the `extra_info` table
+/// (one row per value) to the packed `event.fields` under an `extra_info` view. The
 /// version-1 tables are renamed aside (the event table's indexes and trigger dropped, so
 /// that `schema.sql` creates them anew on the new table), and [`REBUILD_V1_AFTER`] copies
 /// their rows, ids and value order kept, into the new ones.
