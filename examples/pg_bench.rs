@@ -24,10 +24,12 @@
 //! - `copy-event-trigger`: the same with `logdate` kept by BuzzSaw's PL/pgSQL trigger instead;
 //! - `copy-event-before`: the schema before the indexes were cut: the trigger, and indexes on
 //!   `(severity, logtime)` and `userid` too;
-//! - `copy-event-brin`: a BRIN index on `logtime` instead of the B-tree;
 //! - `sink`: `PostgresSink::write_batch`, the whole schema (what the issue measures);
 //! - `sink-staged`: the same with `direct_copy = false` (every batch through the staging
 //!   table);
+//! - `sink-digest-key`: the sink with the keys of schema version 5: `UNIQUE (digest)` and an
+//!   index on `logtime`, instead of `UNIQUE (logtime, digest)` (and `digest` for the events
+//!   without a reported time);
 //! - `sink-redeliver`: the same events written again to the same database (all duplicates);
 //! - `sink-tagged`, `sink-tagged-staged`: every event with two more tags and two more fields;
 //! - `sink-tagged-fk`: the same with a `tag.event` foreign key to `event (id)`, as the schema
@@ -327,9 +329,9 @@ enum Kind {
     CopyEvent,
     CopyEventTrigger,
     CopyEventBefore,
-    CopyEventBrin,
     Sink,
     SinkStaged,
+    SinkDigestKey,
     SinkRedeliver,
     SinkTagged,
     SinkTaggedStaged,
@@ -342,9 +344,9 @@ const KINDS: [Kind; 12] = [
     Kind::CopyEvent,
     Kind::CopyEventTrigger,
     Kind::CopyEventBefore,
-    Kind::CopyEventBrin,
     Kind::Sink,
     Kind::SinkStaged,
+    Kind::SinkDigestKey,
     Kind::SinkRedeliver,
     Kind::SinkTagged,
     Kind::SinkTaggedStaged,
@@ -359,9 +361,9 @@ impl Kind {
             Kind::CopyEvent => "copy-event",
             Kind::CopyEventTrigger => "copy-event-trigger",
             Kind::CopyEventBefore => "copy-event-before",
-            Kind::CopyEventBrin => "copy-event-brin",
             Kind::Sink => "sink",
             Kind::SinkStaged => "sink-staged",
+            Kind::SinkDigestKey => "sink-digest-key",
             Kind::SinkRedeliver => "sink-redeliver",
             Kind::SinkTagged => "sink-tagged",
             Kind::SinkTaggedStaged => "sink-tagged-staged",
@@ -401,9 +403,10 @@ const LOGDATE_TRIGGER: &str = "ALTER TABLE event ALTER COLUMN logdate DROP EXPRE
 const INDEXES_BEFORE: &str = "CREATE INDEX ON event (severity, logtime);
     CREATE INDEX ON event (userid) WHERE userid IS NOT NULL";
 
-/// A BRIN index on `logtime` instead of the B-tree.
-const LOGTIME_BRIN: &str = "DROP INDEX event_logtime_idx;
-    CREATE INDEX event_logtime_brin ON event USING brin (logtime)";
+/// The keys of schema version 5: the digest alone, and a separate index on `logtime`.
+const DIGEST_KEY: &str = "DROP INDEX event_logtime_digest_key, event_unreported_digest_key;
+    ALTER TABLE event ADD CONSTRAINT event_digest_key UNIQUE (digest);
+    CREATE INDEX event_logtime_idx ON event (logtime)";
 
 /// The foreign key `tag` had before.
 const FOREIGN_KEYS: &str =
@@ -443,7 +446,7 @@ async fn measure_in(
             client.batch_execute(LOGDATE_TRIGGER).await?;
             client.batch_execute(INDEXES_BEFORE).await?;
         }
-        Kind::CopyEventBrin => client.batch_execute(LOGTIME_BRIN).await?,
+        Kind::SinkDigestKey => client.batch_execute(DIGEST_KEY).await?,
         Kind::SinkTaggedFk => client.batch_execute(FOREIGN_KEYS).await?,
         Kind::SinkSearch => {
             create_search_index(&client).await?;
@@ -451,11 +454,7 @@ async fn measure_in(
         _ => {}
     }
     let seconds = match kind {
-        Kind::CopyBare
-        | Kind::CopyEvent
-        | Kind::CopyEventTrigger
-        | Kind::CopyEventBefore
-        | Kind::CopyEventBrin => {
+        Kind::CopyBare | Kind::CopyEvent | Kind::CopyEventTrigger | Kind::CopyEventBefore => {
             let table = if kind == Kind::CopyBare {
                 "bare"
             } else {

@@ -48,8 +48,8 @@ async fn fill(client: &Client, events: i64) -> anyhow::Result<()> {
         anyhow::Ok(())
     };
     step(
-        "DROP INDEX IF EXISTS event_logtime_idx, event_hostname_logtime_idx, event_program_logtime_idx; \
-         ALTER TABLE event DROP CONSTRAINT IF EXISTS event_digest_key; \
+        "DROP INDEX IF EXISTS event_logtime_digest_key, event_unreported_digest_key, \
+                              event_hostname_logtime_idx, event_program_logtime_idx; \
          ALTER TABLE tag DROP CONSTRAINT IF EXISTS tag_name_event_key",
         "drop the indexes",
     )
@@ -94,9 +94,9 @@ async fn fill(client: &Client, events: i64) -> anyhow::Result<()> {
     )
     .await?;
     step(
-        "ALTER TABLE event ADD CONSTRAINT event_digest_key UNIQUE (digest); \
+        "CREATE UNIQUE INDEX event_logtime_digest_key ON event (logtime, digest); \
+         CREATE UNIQUE INDEX event_unreported_digest_key ON event (digest) WHERE NOT reported; \
          ALTER TABLE tag ADD CONSTRAINT tag_name_event_key PRIMARY KEY (name, event); \
-         CREATE INDEX event_logtime_idx ON event (logtime); \
          CREATE INDEX event_hostname_logtime_idx ON event (hostname, logtime); \
          CREATE INDEX event_program_logtime_idx ON event (program, logtime)",
         "rebuild the indexes",

@@ -8,7 +8,7 @@
 //! ([`Store::anonymise`]): a failure changes nothing. Running again changes nothing: an
 //! anonymised event no longer matches, and its fields are gone.
 //!
-//! `logtime < cutoff` uses the `event (logtime)` index; the fields are packed in the event's
+//! `logtime < cutoff` uses the `event (logtime, …)` index; the fields are packed in the event's
 //! own row in both stores (`extra_info` is a view over it), so clearing them updates the
 //! same rows, in the same transaction.
 

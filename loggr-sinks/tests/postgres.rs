@@ -337,29 +337,7 @@ async fn migrating_twice_is_a_no_op_and_creates_the_tables() {
             "{table} missing: {tables:?}"
         );
     }
-    let mut indexes: Vec<String> = client
-        .query(
-            "SELECT indexname::text FROM pg_indexes WHERE tablename = 'event'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
-    indexes.sort();
-    // Only what reports and the web UI need: no userid or message search index.
-    assert_eq!(
-        indexes,
-        [
-            "event_digest_key",
-            "event_hostname_logtime_idx",
-            "event_logtime_idx",
-            "event_pkey",
-            "event_program_logtime_idx",
-            "event_severity_logtime_idx",
-        ]
-    );
+    assert_eq!(event_indexes(&client).await, EVENT_INDEXES);
     assert_eq!(search_index(&client).await.unwrap(), None);
     // Identifiers compare byte-wise, whatever the database's collation.
     let c_collated = count(
@@ -396,6 +374,134 @@ async fn concurrent_first_migrations_apply_each_migration_once() {
     applied.sort_unstable();
     let every: Vec<u32> = (1..=SCHEMA_VERSION).collect();
     assert_eq!(applied, every, "exactly one of them applied each migration");
+}
+
+/// The indexes of `event` in the current schema, by name: only what reports and the web UI
+/// need (no userid or message search index).
+const EVENT_INDEXES: [&str; 6] = [
+    "event_hostname_logtime_idx",
+    "event_logtime_digest_key",
+    "event_pkey",
+    "event_program_logtime_idx",
+    "event_severity_logtime_idx",
+    "event_unreported_digest_key",
+];
+
+/// The indexes of `event`, sorted by name.
+async fn event_indexes(client: &Client) -> Vec<String> {
+    client
+        .query(
+            "SELECT indexname::text FROM pg_indexes WHERE tablename = 'event' ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+/// Events without a reported time (their `logtime` is when they were received).
+fn unreported_events(range: std::ops::Range<usize>, received: &str) -> Vec<Event> {
+    range
+        .map(|n| {
+            let mut event = full_event(n);
+            event.timestamp = None;
+            event.received_at = received.parse().unwrap();
+            event
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn migration_6_replaces_the_digest_key_by_a_time_ordered_key_and_keeps_deduplicating() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    // A store of schema version 5, as an earlier loggr left it: its scripts applied and
+    // recorded.
+    client
+        .batch_execute(
+            "CREATE TABLE loggr_schema_migrations (version integer PRIMARY KEY,
+                 name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await
+        .unwrap();
+    for migration in &MIGRATIONS[..5] {
+        client.batch_execute(migration.sql).await.unwrap();
+        client
+            .execute(
+                "INSERT INTO loggr_schema_migrations (version, name) VALUES ($1, $2)",
+                &[&(migration.version as i32), &migration.name],
+            )
+            .await
+            .unwrap();
+    }
+    assert!(event_indexes(&client)
+        .await
+        .contains(&"event_digest_key".to_owned()));
+    // Events with and without a reported time.
+    let reported: Vec<Event> = (0..3).map(full_event).collect();
+    let unreported = unreported_events(3..5, "2026-11-21T10:00:00Z");
+    for event in reported.iter().chain(&unreported) {
+        let digest = event.content_id().0.to_vec();
+        let logtime = std::time::SystemTime::from(event.timestamp.unwrap_or(event.received_at));
+        let received = std::time::SystemTime::from(event.received_at);
+        client
+            .execute(
+                "INSERT INTO event (digest, logtime, received_at, reported, facility, severity, message)
+                 VALUES ($1, $2, $3, $4, 4, 6, $5)",
+                &[&digest, &logtime, &received, &event.timestamp.is_some(), &event.message.as_deref()],
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(migrate(&client).await.unwrap().applied, [6]);
+    assert_eq!(event_indexes(&client).await, EVENT_INDEXES);
+    // Redelivered later (a new `received_at`), by the direct COPY and by the staging table:
+    // every stored event is a duplicate, whichever key it meets.
+    let mut again = reported.clone();
+    again.extend(unreported_events(3..5, "2026-11-21T11:30:00Z"));
+    for event in &mut again {
+        event.received_at = "2026-11-21T11:30:00Z".parse().unwrap();
+    }
+    let direct = db.sink().write_batch(&again).await.unwrap();
+    assert_eq!((direct.inserted, direct.duplicates), (0, 5), "{direct:?}");
+    assert!(direct.direct_refused, "{direct:?}");
+    let staged = db.staging_sink().write_batch(&again).await.unwrap();
+    assert_eq!((staged.inserted, staged.duplicates), (0, 5), "{staged:?}");
+    assert_eq!(count(&client, "SELECT count(*) FROM event").await, 5);
+}
+
+/// Events without a reported time are keyed by their digest alone: a redelivery received
+/// later is a duplicate, and a new event received at the very time another was reported
+/// is not.
+#[tokio::test]
+async fn events_without_a_reported_time_are_stored_once_whenever_they_are_received() {
+    let (db, client) = TestDb::migrated().await;
+    let first = unreported_events(0..20, "2026-11-21T10:00:00Z");
+    let stored = db.sink().write_batch(&first).await.unwrap();
+    assert_eq!((stored.inserted, stored.direct), (20, true), "{stored:?}");
+    let later = unreported_events(0..20, "2026-11-21T12:00:00Z");
+    // A fresh sink tries the direct COPY, which the key refuses; then the staging table.
+    let direct = db.sink().write_batch(&later).await.unwrap();
+    assert_eq!((direct.inserted, direct.duplicates), (0, 20), "{direct:?}");
+    assert!(direct.direct_refused, "{direct:?}");
+    let staged = db.staging_sink().write_batch(&later[5..]).await.unwrap();
+    assert_eq!((staged.inserted, staged.duplicates), (0, 15), "{staged:?}");
+    assert_eq!(count(&client, "SELECT count(*) FROM event").await, 20);
+    // Found again from the later copy: by its digest, not by when it was received.
+    let back = load_event(&client, &later[7]).await.unwrap().unwrap();
+    assert_eq!(back.received_at, first[7].received_at);
+    assert_eq!(back.message, first[7].message);
+
+    // Same `logtime`, different events: one reported at 10:00, one received then.
+    let mut reported = full_event(7);
+    reported.timestamp = Some(first[7].received_at);
+    let written = db.sink().write_batch(&[reported.clone()]).await.unwrap();
+    assert_eq!(written.inserted, 1, "{written:?}");
+    assert_eq!(count(&client, "SELECT count(*) FROM event").await, 21);
+    let back = load_event(&client, &reported).await.unwrap().unwrap();
+    assert_eq!(back.timestamp, reported.timestamp);
 }
 
 #[tokio::test]
@@ -473,10 +579,7 @@ async fn a_stored_batch_reads_back_equal_through(direct: bool) {
     assert_eq!((stats.inserted, stats.duplicates), (25, 0));
     assert_eq!((stats.direct, stats.direct_refused), (direct, false));
     for event in &events {
-        let back = load_event(&client, &event.content_id())
-            .await
-            .unwrap()
-            .unwrap();
+        let back = load_event(&client, event).await.unwrap().unwrap();
         assert_eq!(back, sd_sorted(event.clone()));
     }
     // The columns themselves, as reports and the web UI query them.
@@ -522,10 +625,7 @@ async fn a_stored_batch_reads_back_equal_through(direct: bool) {
     let mut typed = Event::new("typed");
     typed.set_field("bytes", 42i64);
     sink.write(std::slice::from_ref(&typed)).await.unwrap();
-    let back = load_event(&client, &typed.content_id())
-        .await
-        .unwrap()
-        .unwrap();
+    let back = load_event(&client, &typed).await.unwrap().unwrap();
     assert_eq!(back.field("bytes"), Some(&Value::from("42")));
 }
 
@@ -640,7 +740,7 @@ async fn deleting_events_deletes_their_tags_and_extra_info() {
                         + (SELECT count(*) FROM extra_info WHERE event NOT IN (SELECT id FROM event))";
     assert_eq!(count(&client, orphans).await, 0);
     // The remaining events are whole; a deleted one can be stored again, with its details.
-    let back = load_event(&client, &events[5].content_id()).await.unwrap();
+    let back = load_event(&client, &events[5]).await.unwrap();
     assert_eq!(back, Some(sd_sorted(events[5].clone())));
     let stats = db.sink().write_batch(&events).await.unwrap();
     assert_eq!((stats.inserted, stats.duplicates), (2, 8));
@@ -730,10 +830,7 @@ async fn duplicates_within_one_batch_are_stored_once() {
         .unwrap();
     assert_eq!((stats.inserted, stats.duplicates), (2, 2));
     assert_eq!(count(&client, "SELECT count(*) FROM event").await, 2);
-    let back = load_event(&client, &first.content_id())
-        .await
-        .unwrap()
-        .unwrap();
+    let back = load_event(&client, &first).await.unwrap().unwrap();
     assert_eq!(
         back,
         sd_sorted(first),
@@ -755,10 +852,7 @@ async fn nul_characters_and_non_utf8_raw_bytes_are_stored_safely() {
     event.raw = Some(Bytes::from_static(b"\xff\xfe raw \x00 bytes \xc3\x28"));
     let mut sink = db.sink();
     sink.write(std::slice::from_ref(&event)).await.unwrap();
-    let back = load_event(&client, &event.content_id())
-        .await
-        .unwrap()
-        .unwrap();
+    let back = load_event(&client, &event).await.unwrap().unwrap();
     assert_eq!(back.raw, event.raw, "raw bytes are kept exactly");
     let fffd = |text: &str| text.replace('\0', "\u{FFFD}");
     assert_eq!(back.message_str(), fffd("before\0after"));

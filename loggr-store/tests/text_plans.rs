@@ -268,7 +268,10 @@ async fn every_text_plan_pages_exactly_like_the_definition() {
     );
     for (connection, index) in [
         (&bitmap, "Bitmap Index Scan on event_message_trgm_idx"),
-        (&ordered, "Index Scan Backward using event_logtime_idx"),
+        (
+            &ordered,
+            "Index Scan Backward using event_logtime_digest_key",
+        ),
     ] {
         let plan: Vec<String> = connection
             .query(

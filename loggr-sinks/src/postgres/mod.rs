@@ -8,7 +8,7 @@
 //!
 //! | table | one row per | key |
 //! | --- | --- | --- |
-//! | `event` | stored message, with its tags and fields | `id` (identity), `digest` unique |
+//! | `event` | stored message, with its tags and fields | `id` (identity); `(logtime, digest)` unique |
 //! | `tag` | (tag, event): the index of `event.tags` | `(name, event)` |
 //! | `extra_info` (a view over `event.extra`) | (event, field, value) | |
 //! | `log` | imported file (BuzzSaw) | `digest` unique (SHA-256 of the content) |
@@ -20,8 +20,10 @@
 //! - `digest` (`bytea`, 32 raw bytes): the [content id](loggr_core::Event::content_id), a
 //!   SHA-256 of severity, facility, app_name, hostname, procid, msgid, message, structured
 //!   data and reported time. Raw bytes
-//!   rather than hex: half the size in the table and in its unique index. `encode(digest,
-//!   'hex')` gives the `id` of the canonical JSON form.
+//!   rather than hex: half the size in the table and in its unique indexes. `encode(digest,
+//!   'hex')` gives the `id` of the canonical JSON form. The same event is stored once: the
+//!   key is `(logtime, digest)` (the digest covers the reported time, so one digest has one
+//!   `logtime`), and `digest` alone for the events without a reported time.
 //! - `logtime`: the reported `timestamp`, or `received_at` when the sender gave none
 //!   (`reported` says which); `logdate` is its UTC day, kept by the database (a generated
 //!   column); `received_at` as is. Timestamps are stored to the microsecond (PostgreSQL's
@@ -63,16 +65,23 @@
 //! | index | serves |
 //! | --- | --- |
 //! | `event (id)`, the key | opening one event; a tag's events |
-//! | `event (digest)`, unique | idempotency: `ON CONFLICT (digest)`, the direct `COPY`'s check |
-//! | `event (logtime)` | a time range, newest first, keyset paging (`WHERE logtime < $last ORDER BY logtime DESC LIMIT n`); reports grouped by host |
+//! | `event (logtime, digest)`, unique | idempotency (`ON CONFLICT DO NOTHING`, the direct `COPY`'s check); a time range, newest first, keyset paging (`WHERE logtime < $last ORDER BY logtime DESC LIMIT n`); reports grouped by host |
+//! | `event (digest) WHERE NOT reported`, unique | idempotency of the events without a reported time (their `logtime` is when they were received, which a redelivery changes) |
 //! | `event (hostname, logtime)` | one host's events in a time range |
 //! | `event (program, logtime)` | one program's events in a time range |
+//! | `event (severity, logtime)` | the web UI's severity filter (migration 3) |
 //! | `tag (name, event)`, the key | the events with a tag; deleting events (`name = ANY(tags)`) |
 //!
-//! Severity, facility and the other columns are filtered within the rows those give. `logtime`
-//! stays a B-tree: a BRIN index would be about 10% cheaper to maintain, but cannot give the
+//! Severity, facility and the other columns are filtered within the rows those give. The
+//! time index is a B-tree: a BRIN index would be cheaper to maintain, but cannot give the
 //! newest-first order paging needs. Fields are not searched by value (no index on
 //! `extra`).
+//!
+//! Until schema version 6 the key was `UNIQUE (digest)`, with a separate `event (logtime)`
+//! index. A SHA-256 key puts each insertion on a random leaf of its index: once the index
+//! outgrows the cache, each stored event reads and dirties a page of it, and writes that
+//! page's full image into the WAL after every checkpoint. Keyed by time first, insertions land
+//! near the right edge, and the time index and the key are one index.
 //!
 //! Tags and fields used to be rows of their own tables (`tag` with keys `(event, name)` and
 //! `(name, event)`, `extra_info` with an index on `(event, name)`): each stored event of
@@ -106,13 +115,13 @@
 //!   sequence first (`nextval` over `generate_series`, one round trip) and copied in with the
 //!   events, so that their `tag` rows are `COPY`ed in next without looking the events up
 //!   again; `COMMIT`. When an event of the batch is stored already
-//!   (or being stored by another session, which then commits), the unique index on `digest`
+//!   (or being stored by another session, which then commits), a unique key of `event`
 //!   fails the `COPY` (SQLSTATE 23505): the transaction rolls back and the batch takes the
 //!   staging path. So does a batch with an event PostgreSQL refuses, or that lost a deadlock
 //!   against another writer of the same events.
 //! - **Staging**: the batch is `COPY`ed into `loggr_stage`, a temporary table of the session
 //!   (not WAL-logged, emptied at commit), and moved over by `INSERT INTO event … SELECT … FROM
-//!   loggr_stage … ON CONFLICT (digest) DO NOTHING RETURNING id, tags`, whose `tag` rows the
+//!   loggr_stage … ON CONFLICT DO NOTHING RETURNING id, tags`, whose `tag` rows the
 //!   same statement inserts (`unnest(tags)`); `COMMIT`. The statement joins nothing over the
 //!   batch, so no plan can turn into a nested loop, and it is prepared once per session.
 //!
@@ -165,9 +174,16 @@
 //! with two writers, alternating runs of the code before and after: `sink-tagged` 58,400 and
 //! 68,600 rows/s before, 82,800 and 77,000 after (+12 to +42%); `sink` (6.5% of the events
 //! tagged) 109,300 and 104,300 before, 116,000 and 113,300 after (`copy-bare` 542,000 to
-//! 636,000). The sink leaves `synchronous_commit` alone (on by default). Server
-//! settings likely to matter, not measured here: a `shared_buffers` that holds the `digest`
-//! index (its insertions land anywhere in it), a large `max_wal_size` (fewer checkpoints,
+//! 636,000). The sink leaves `synchronous_commit` alone (on by default).
+//!
+//! Schema version 6 (the time-ordered key, one index fewer), alternating `pg_bench --kinds
+//! sink` and `--kinds sink-digest-key` (the keys of version 5) with two writers, 500,000
+//! events, three runs each, on a machine with 9% of its CPU stolen by neighbours: the sink
+//! stored 94,400, 84,400 and 85,000 rows/s against 77,800, 61,500 and 70,800, and PostgreSQL's
+//! processes used 8.7, 9.0 and 9.5 CPU-seconds against 10.5, 11.9 and 11.8 (about 20% less
+//! per event). With 200,000 events, best of three: 106,200 against 90,400 rows/s (`copy-bare`
+//! 439,000: 24.2% against 20.6%). Server
+//! settings likely to matter, not measured here: a large `max_wal_size` (fewer checkpoints,
 //! fewer full-page images) and `wal_compression`.
 //!
 //! Batches of thousands of events amortise the per-transaction work (one `COMMIT`, a few

@@ -91,7 +91,7 @@ pub(crate) const INSERT_STAGED: &str = concat!(
     event_columns!(),
     ") SELECT ",
     event_columns!(),
-    " FROM pg_temp.loggr_stage ON CONFLICT (digest) DO NOTHING RETURNING id, tags), \
+    " FROM pg_temp.loggr_stage ON CONFLICT DO NOTHING RETURNING id, tags), \
      tagged AS (INSERT INTO tag (event, name) \
                 SELECT new.id, t.name FROM new CROSS JOIN LATERAL unnest(new.tags) AS t (name)) \
      SELECT count(*) FROM new"
@@ -134,9 +134,14 @@ pub(crate) fn write_event<'a>(
     tags
 }
 
-/// Reads a stored event back by its content id, as far as the schema keeps it: the header
-/// fields, message, raw bytes, structured data, tags, and the fields (every `extra_info` value
-/// comes back as text, several values of one name as a list, and `userid` from its column).
+/// Reads back the stored copy of `event`: the row with its content id, as far as the schema
+/// keeps it: the header fields, message, raw bytes, structured data, tags, and the fields
+/// (every `extra_info` value comes back as text, several values of one name as a list, and
+/// `userid` from its column).
+///
+/// The row is found by the key the sink deduplicates on: `(logtime, digest)` when the event
+/// has a reported time, its `digest` among the events without one otherwise. So any copy of
+/// the event finds it, whenever it was received.
 ///
 /// Timestamps come back truncated to microseconds, NUL characters as [`NUL_REPLACEMENT`], and
 /// the structured data as `jsonb` keeps it: elements sorted by SD-ID and params by name (the
@@ -145,17 +150,40 @@ pub(crate) fn write_event<'a>(
 /// # Errors
 ///
 /// [`PgError::Query`], or [`PgError::Decode`] for a value loggr did not write.
-pub async fn load_event(client: &Client, id: &ContentId) -> Result<Option<Event>, PgError> {
+pub async fn load_event(client: &Client, event: &Event) -> Result<Option<Event>, PgError> {
+    const COLUMNS: &str = "SELECT logtime, received_at, reported, facility, severity, hostname, \
+         program, pid, msgid, userid, message, structured_data::text, raw, tags, extra::text \
+         FROM event";
+    let id = event.content_id();
     let digest: &[u8] = &id.0;
-    let Some(row) = client
-        .query_opt(
-            "SELECT logtime, received_at, reported, facility, severity, hostname, program,
-                    pid, msgid, userid, message, structured_data::text, raw, tags, extra::text
-             FROM event WHERE digest = $1",
-            &[&digest],
-        )
-        .await?
-    else {
+    let row = match event.timestamp {
+        Some(at) => {
+            // The microseconds the row holds (as `write_event` truncates them), exactly.
+            let logtime = std::time::SystemTime::from(
+                Timestamp::from_microsecond(at.as_microsecond()).map_err(|error| {
+                    PgError::Decode {
+                        what: "timestamp",
+                        message: error.to_string(),
+                    }
+                })?,
+            );
+            client
+                .query_opt(
+                    &format!("{COLUMNS} WHERE logtime = $1 AND digest = $2"),
+                    &[&logtime, &digest],
+                )
+                .await?
+        }
+        None => {
+            client
+                .query_opt(
+                    &format!("{COLUMNS} WHERE digest = $1 AND NOT reported"),
+                    &[&digest],
+                )
+                .await?
+        }
+    };
+    let Some(row) = row else {
         return Ok(None);
     };
     let decode = |what: &'static str, message: String| PgError::Decode { what, message };

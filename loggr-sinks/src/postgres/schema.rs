@@ -51,6 +51,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "tags_and_extra_info_in_event",
         sql: include_str!("migrations/0005_tags_and_extra_info_in_event.sql"),
     },
+    Migration {
+        version: 6,
+        name: "event_time_ordered_key",
+        sql: include_str!("migrations/0006_event_time_ordered_key.sql"),
+    },
 ];
 
 /// The schema version this code writes to: the number of the newest migration.

@@ -310,7 +310,7 @@ impl Builder {
 ///
 /// # Plans
 ///
-/// Every filter narrows one keyset-ordered scan (the `logtime`, `(hostname, logtime)` or
+/// Every filter narrows one keyset-ordered scan (the `(logtime, digest)`, `(hostname, logtime)` or
 /// `(program, logtime)` index read backwards) that stops after `limit` matches. That scan
 /// is slow when the matches are rare among the events it reads, so two filters are
 /// written to let PostgreSQL go straight to them:

@@ -4,7 +4,7 @@
 //!
 //! Each query reads one time range, `start <= logtime < end`, of the events with any of some
 //! tags, optionally of one program. The plans use the schema's indexes: `tag (name, event)`
-//! gives the events with a tag, `event (logtime)` or `event (program, logtime)` the range;
+//! gives the events with a tag, `event (logtime, digest)` or `event (program, logtime)` the range;
 //! PostgreSQL picks the smaller side and probes the other (`tag (name, event)` with both
 //! columns, `event (id)`). The Kernel and AuthFailure counts are computed in the
 //! database (`GROUP BY`, one `GROUPING SETS` pass) and only the counts come back. Every value
