@@ -254,8 +254,13 @@ impl<'a, I: Iterator<Item = &'a Event>> Iterator for Messages<'a, I> {
     }
 }
 
+/// LZ4 frames of 64 KiB blocks, the format's default (`lz4_flex` picks 4 MiB blocks for a
+/// write over 256 KiB, and its decoder then allocates and zeroes 4 MiB for every message,
+/// whatever its size).
 fn lz4_compress(body: &[u8]) -> Option<Vec<u8>> {
-    let info = lz4_flex::frame::FrameInfo::new().content_size(Some(body.len() as u64));
+    let info = lz4_flex::frame::FrameInfo::new()
+        .block_size(lz4_flex::frame::BlockSize::Max64KB)
+        .content_size(Some(body.len() as u64));
     let mut encoder = lz4_flex::frame::FrameEncoder::with_frame_info(
         info,
         Vec::with_capacity(body.len() / 3 + 64),
@@ -689,6 +694,24 @@ mod tests {
         assert_eq!(WireEncoder::encode_one(&events[0]), messages[0]);
         // Nothing to encode, no message.
         assert_eq!(encoder.encode(&[]).count(), 0);
+    }
+
+    #[test]
+    fn large_lz4_bodies_are_cut_in_64_kib_blocks() {
+        let events = numbered(5000);
+        let mut encoder = WireEncoder::new(10_000, 16 << 20, Compression::Lz4);
+        let packed: Vec<WireMessage> = encoder.encode(&events).collect();
+        assert_eq!(packed.len(), 1);
+        let plain_len = lz4_content_size(&packed[0].body).unwrap();
+        assert!(plain_len > 256 * 1024, "{plain_len}");
+        // The frame descriptor's BD byte: the block maximum size in bits 4-6, 4 for 64 KiB.
+        assert_eq!(packed[0].body[5] >> 4 & 0x7, 4);
+        let decoded = decode(
+            Some(packed[0].content_type),
+            packed[0].content_encoding,
+            &packed[0].body,
+        );
+        assert_eq!((decoded.failures, decoded.events), (0, events));
     }
 
     #[test]
