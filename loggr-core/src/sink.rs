@@ -282,18 +282,18 @@ impl SinkRunner {
                 pending.push_back(batch.into_iter());
             }
             drop(input);
-            let capacity = held.events;
-            let mut events = Vec::with_capacity(capacity);
-            let mut tokens = Vec::with_capacity(capacity);
-            let mut bytes = 0usize;
-            'fill: for batch in pending.iter_mut() {
-                for envelope in batch.by_ref() {
-                    bytes += envelope.event.estimated_size();
+            // `held` counted exactly the events this write takes (the first ones that reach
+            // a limit): they move without being sized again.
+            let mut events = Vec::with_capacity(held.events);
+            let mut tokens = Vec::with_capacity(held.events);
+            for batch in pending.iter_mut() {
+                let take = (held.events - events.len()).min(batch.len());
+                for envelope in batch.by_ref().take(take) {
                     events.push(envelope.event);
                     tokens.push(envelope.ack);
-                    if events.len() >= max_events || bytes >= max_bytes {
-                        break 'fill;
-                    }
+                }
+                if events.len() == held.events {
+                    break;
                 }
             }
             ComponentMetrics::add(&self.metrics.received, events.len() as u64);
